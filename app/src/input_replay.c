@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Input provider without a sensor: the built-in windows of replay_windows.c, one every
+ * CONFIG_APP_HOP_MS, in order, then again from the start if CONFIG_APP_REPLAY_LOOP.
+ * A k_timer paces them; the window itself is copied in the application thread.
+ */
+
+#include <errno.h>
+#include <string.h>
+
+#include <zephyr/kernel.h>
+#include <zephyr/sys/atomic.h>
+#include <zephyr/sys/util.h>
+
+#include "input.h"
+#include "replay_windows.h"
+
+BUILD_ASSERT(REPLAY_WINDOW_FRAMES == INPUT_FRAMES && REPLAY_CHANNELS == INPUT_CHANNELS,
+	     "replay windows do not have the model's input shape");
+
+static input_notify_t replay_notify;
+static atomic_t replay_due;
+static unsigned int replay_next;
+
+static void replay_tick(struct k_timer *timer)
+{
+	ARG_UNUSED(timer);
+	atomic_set(&replay_due, 1);
+	if (replay_notify != NULL) {
+		replay_notify();
+	}
+}
+
+static K_TIMER_DEFINE(replay_timer, replay_tick, NULL);
+
+int input_init(input_notify_t notify)
+{
+	replay_notify = notify;
+	replay_next = 0;
+	/* The first window right away: a boot log shows a decision without waiting a hop. */
+	k_timer_start(&replay_timer, K_NO_WAIT, K_MSEC(CONFIG_APP_HOP_MS));
+	return 0;
+}
+
+int input_get(struct input_window *w)
+{
+	const struct replay_window *r;
+
+	if (!IS_ENABLED(CONFIG_APP_REPLAY_LOOP) && replay_next >= REPLAY_N_WINDOWS) {
+		k_timer_stop(&replay_timer);
+		return -ENODATA;
+	}
+	if (!atomic_cas(&replay_due, 1, 0)) {
+		return -EAGAIN;
+	}
+	r = &replay_windows[replay_next % REPLAY_N_WINDOWS];
+	memcpy(w->samples, r->samples, sizeof(w->samples));
+	w->t_ms = k_uptime_get_32();
+	w->label = r->label;
+	w->index = (int16_t)(replay_next % REPLAY_N_WINDOWS);
+	replay_next++;
+	return 0;
+}
+
+int input_wait(struct input_window *w, k_timeout_t timeout)
+{
+	ARG_UNUSED(w);
+	ARG_UNUSED(timeout);
+	return -ENOTSUP;
+}
+
+bool input_is_live(void)
+{
+	return false;
+}
+
+const char *input_name(void)
+{
+	return "replay";
+}

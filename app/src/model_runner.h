@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * @file
+ * @brief The TFLM interpreter behind a C interface (model_runner.cpp is the only C++).
+ *
+ * One model, one interpreter, one statically sized arena. Not thread-safe: the application
+ * thread is the only caller.
+ */
+
+#ifndef APP_MODEL_RUNNER_H_
+#define APP_MODEL_RUNNER_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Largest tensor rank described. */
+#define MODEL_MAX_DIMS 4
+
+/** A tensor as the application and the link see it. */
+struct model_tensor {
+	/** TfLiteType numbering (9 int8); 0 for a tensor that is not available. */
+	uint8_t dtype;
+	uint8_t ndims;
+	uint16_t dims[MODEL_MAX_DIMS];
+	/** Elements. */
+	size_t count;
+	/** Per-tensor quantization: real = scale * (q - zero_point). */
+	float scale;
+	int32_t zero_point;
+};
+
+/** What model_init() found. */
+struct model_desc {
+	/** zlib.crc32 of the flatbuffer. */
+	uint32_t crc;
+	struct model_tensor input;
+	struct model_tensor output;
+	/** Penultimate features (input of the final FULLY_CONNECTED); dtype 0 if unavailable. */
+	struct model_tensor feature;
+	/** Index of the feature tensor in the subgraph, -1 if none. */
+	int feature_index;
+	/** Arena bytes reserved and actually used after AllocateTensors(). */
+	size_t arena_size;
+	size_t arena_used;
+	/** How the features are kept readable: "tap", "preserve-all" or "none". */
+	const char *feature_mode;
+};
+
+/**
+ * @brief Load the model, check its version, ops, input and output tensors, allocate.
+ *
+ * Logs the first failure with its cause.
+ *
+ * @retval 0 ready; model_desc() describes the model
+ * @retval -EINVAL  schema version, tensor type or shape not what the application expects
+ * @retval -ENOMEM  the arena is too small (CONFIG_APP_TENSOR_ARENA_SIZE)
+ * @retval -ENOTSUP an op the resolver does not have
+ */
+int model_init(void);
+
+/** @brief The model's description; valid after model_init() succeeded. */
+const struct model_desc *model_desc(void);
+
+/**
+ * @brief Run the model on one int8 input tensor.
+ *
+ * @param input    model input, model_desc()->input.count int8 values
+ * @param raw      out: model_desc()->output.count int8 raw outputs
+ * @param features out: model_desc()->feature.count int8 features, or NULL
+ * @param cycles   out: cycles spent in Invoke() (see cycles.h), or NULL
+ * @retval 0       done
+ * @retval -EIO    Invoke() failed (logged)
+ * @retval -ENODEV model_init() has not succeeded
+ */
+int model_run(const int8_t *input, int8_t *raw, int8_t *features, uint32_t *cycles);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* APP_MODEL_RUNNER_H_ */

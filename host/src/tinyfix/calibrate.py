@@ -1,0 +1,235 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The lab job: capture the device's raw outputs, fit, write the parameter files and the
+report, and optionally deliver the parameters (SET_PARAMS, or rebuild and flash with west)
+and check on the device that it now decides exactly as the host predicted."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from rich.console import Console
+from rich.table import Table
+
+from tinyfix import datasets, params_io
+from tinyfix.capture import capture, quantize_inputs, raw_outputs
+from tinyfix.core import Core, ModelInfo, Params
+from tinyfix.device import Device, open_device
+from tinyfix.errors import TinyfixError
+from tinyfix.fit import Evaluation, FitOptions, FitResult, fit_classification, fit_streaming
+from tinyfix.report import CurvePoint, print_summary, write_report
+
+
+@dataclass
+class CalibrateJob:
+    """Everything one run needs (the command line's options, validated)."""
+
+    data: Path
+    out: Path
+    port: str | None = "sim"
+    model: Path | None = None
+    eval: Path | None = None
+    baud: int = 115200
+    board: str | None = None
+    app: Path = Path("app")
+    flash: bool = False
+    push: bool = False
+    features: bool = False
+    eval_fraction: float = 0.3
+    seed: int = 0
+    target_precision: float | None = None
+    target_fa_per_hour: float = 2.0
+    sim_sensor: str = "field"
+
+
+@dataclass
+class Outcome:
+    result: FitResult
+    evaluation: Evaluation
+    files: list[Path]
+
+
+def _device_info_table(device: Device) -> Table:
+    info = device.info
+    table = Table(title=f"device on {device.port_name}", show_header=False)
+    table.add_row("firmware", f"{info.fw_version} on {info.board} (protocol {info.proto_version})")
+    table.add_row("model CRC", f"0x{info.model_crc:08x}")
+    table.add_row("input", f"{info.input.shape} dtype {info.input.dtype} "
+                           f"scale {info.input.scale:.6g} zero point {info.input.zero_point}")
+    table.add_row("output", f"{info.output.shape} dtype {info.output.dtype} "
+                            f"scale {info.output.scale:.6g} zero point {info.output.zero_point}")
+    table.add_row("classes", str(info.n_classes))
+    table.add_row("parameter set", f"0x{info.params_crc:08x} (format {info.params_format})")
+    return table
+
+
+def _raw_pair(job: CalibrateJob, device: Device | None, core: Core,
+              cal: datasets.ClassificationData | datasets.StreamingData,
+              ev: datasets.ClassificationData | datasets.StreamingData, labels: NDArray,
+              console: Console) -> tuple[NDArray, NDArray]:
+    """Raw outputs of the calibration and evaluation sets: recorded scores as given, else
+    captured (or resumed) through the device in one capture file."""
+    if cal.scores is not None and ev.scores is not None:
+        return cal.scores, ev.scores
+    if device is None:
+        raise TinyfixError(f"{job.data} holds model inputs, not recorded scores: give --port "
+                           "(a device, a pyserial URL, or sim)")
+    if cal.x is None or ev.x is None:
+        raise TinyfixError("give both sets as model inputs (x) or both as recorded scores")
+    model = device.model
+    inputs = quantize_inputs(core, model, np.concatenate([cal.x, ev.x]))
+    store = capture(device, inputs, labels, job.out / "capture.tfcap",
+                    features=job.features, console=console)
+    try:
+        raw = raw_outputs(store, model, np.arange(len(inputs)))
+    finally:
+        store.close()
+    return raw[:len(cal)], raw[len(cal):]
+
+
+def _model(job: CalibrateJob, device: Device | None, core: Core) -> ModelInfo:
+    """The model's quantization: from the device, else read from the .tflite."""
+    if device is not None:
+        return device.model
+    if job.model is None:
+        raise TinyfixError("recorded scores need the model's quantization: give --model or "
+                           "--port")
+    from tinyfix.twin.model import ModelGraph
+
+    return ModelGraph.load(job.model).model_info(core)
+
+
+def _options(job: CalibrateJob) -> FitOptions:
+    return FitOptions(seed=job.seed, target_precision=job.target_precision,
+                      target_fa_per_hour=job.target_fa_per_hour)
+
+
+def _classification(job: CalibrateJob, device: Device | None, core: Core,
+                    console: Console) -> tuple[FitResult, Evaluation, tuple[str, ...], list]:
+    data = datasets.load_classification(job.data)
+    if job.eval is not None:
+        cal, ev = data, datasets.load_classification(job.eval)
+    else:
+        cal, ev = datasets.split_classification(data, job.eval_fraction, job.seed)
+    raw_cal, raw_ev = _raw_pair(job, device, core, cal, ev, np.concatenate([cal.y, ev.y]),
+                                console)
+    result = fit_classification(raw_cal, cal.y, _model(job, device, core), _options(job), core)
+    return result, result.evaluate(raw_ev, ev.y), data.class_names, []
+
+
+def _streaming(job: CalibrateJob, device: Device | None, core: Core,
+               console: Console) -> tuple[FitResult, Evaluation, tuple[str, ...], list]:
+    data = datasets.load_streaming(job.data)
+    if job.eval is not None:
+        cal, ev = data, datasets.load_streaming(job.eval)
+    else:
+        cal, ev = datasets.split_stream(data, job.eval_fraction)
+    no_labels = np.zeros(len(cal) + len(ev), dtype=np.int64)  # streams have no frame labels
+    raw_cal, raw_ev = _raw_pair(job, device, core, cal, ev, no_labels, console)
+    result = fit_streaming(raw_cal, cal.t_ms, cal.events, _model(job, device, core),
+                           data.background, _options(job), core)
+    chosen = result.float_params.vote
+    curve = [CurvePoint(s.false_accepts_per_hour, s.false_reject_rate, v == chosen)
+             for v, s in result.vote_trials]
+    evaluation = result.evaluate(raw_ev, t_ms=ev.t_ms, events=ev.events)
+    return result, evaluation, data.class_names, curve
+
+
+def verify_on_device(device: Device, params: Params, inputs: NDArray[np.int8],
+                     expected: NDArray, console: Console) -> int:
+    """Check the device's active set and that its decisions equal the host's predictions;
+    returns the number of samples where they differ."""
+    info = device.link.info()
+    if info.params_crc != params.crc:
+        raise TinyfixError(f"the device reports parameter set 0x{info.params_crc:08x}, "
+                           f"expected 0x{params.crc:08x}")
+    differ = 0
+    for x, want in zip(inputs, expected, strict=True):
+        if device.link.infer(x.tobytes()).decision != int(want):
+            differ += 1
+    console.print(f"device check: parameter set 0x{params.crc:08x} active; decisions on "
+                  f"{len(inputs)} evaluation samples differ from the host's in {differ}")
+    return differ
+
+
+def push_params(device: Device, params: Params, console: Console) -> None:
+    rsp = device.link.set_params(params.encode(), persist=True)
+    console.print(f"SET_PARAMS: device now runs 0x{rsp.params_crc:08x}"
+                  f"{' (persisted)' if rsp.persisted else ' (not persisted on this device)'}")
+
+
+def west_flash(job: CalibrateJob, console: Console) -> None:
+    if shutil.which("west") is None:
+        raise TinyfixError("--flash needs west on PATH (a Zephyr workspace)")
+    if job.board is None:
+        raise TinyfixError("--flash needs --board, e.g. --board nrf52840dk/nrf52840")
+    overlay, conf = (job.out / "tinyfix.overlay").resolve(), (job.out / "tinyfix.conf").resolve()
+    build = ["west", "build", "-b", job.board, str(job.app), "-d", str(job.out / "build"),
+             "--", f"-DEXTRA_DTC_OVERLAY_FILE={overlay}", f"-DEXTRA_CONF_FILE={conf}"]
+    for cmd in (build, ["west", "flash", "-d", str(job.out / "build")]):
+        console.print(f"$ {' '.join(cmd)}")
+        done = subprocess.run(cmd, check=False)
+        if done.returncode != 0:
+            raise TinyfixError(f"{cmd[1]} failed with exit code {done.returncode}; the "
+                               f"parameter files are in {job.out}")
+
+
+def run(job: CalibrateJob, console: Console) -> Outcome:
+    core = Core()
+    device = None
+    if job.port is not None:
+        device = open_device(job.port, baud=job.baud, model=job.model, sim_sensor=job.sim_sensor)
+        console.print(_device_info_table(device))
+    try:
+        streaming = datasets.is_streaming_file(job.data)
+        fit = _streaming if streaming else _classification
+        result, evaluation, names, curve = fit(job, device, core, console)
+        files = params_io.write_outputs(job.out, result.params, names)
+        context = {"data": str(job.data), "evaluation": str(job.eval or
+                   f"held-out {job.eval_fraction:.0%} of the data"),
+                   "device": device.port_name if device else "none (recorded scores)"}
+        files += write_report(job.out, result, evaluation, class_names=names, context=context,
+                              curve=curve)
+        print_summary(console, result, evaluation)
+        console.print(f"wrote {', '.join(p.name for p in files)} to {job.out}")
+        if device is not None and (job.push or job.flash) and not streaming:
+            if job.flash:
+                device.close()
+                west_flash(job, console)
+                device = _reopen(job)
+            else:
+                push_params(device, result.params, console)
+            _verify_classification(job, device, core, result, evaluation, console)
+        return Outcome(result, evaluation, files)
+    finally:
+        if device is not None:
+            device.close()
+
+
+def _reopen(job: CalibrateJob, attempts: int = 20) -> Device:
+    assert job.port is not None
+    for _ in range(attempts):
+        try:
+            return open_device(job.port, baud=job.baud, model=job.model)
+        except TinyfixError:
+            time.sleep(0.5)  # the board is rebooting and its USB port re-enumerating
+    return open_device(job.port, baud=job.baud, model=job.model)
+
+
+def _verify_classification(job: CalibrateJob, device: Device, core: Core, result: FitResult,
+                           evaluation: Evaluation, console: Console) -> None:
+    data = datasets.load_classification(job.eval or job.data)
+    if job.eval is None:
+        _, data = datasets.split_classification(data, job.eval_fraction, job.seed)
+    if data.x is None:
+        return
+    inputs = quantize_inputs(core, device.model, data.x)
+    differ = verify_on_device(device, result.params, inputs, evaluation.predictions["pred"],
+                              console)
+    if differ:
+        raise TinyfixError(f"the device decided differently from the host on {differ} samples")

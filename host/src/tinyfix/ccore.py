@@ -1,0 +1,139 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Build and load the tinyfix C core for the host, through cffi.
+
+The host never re-implements the correction arithmetic: it compiles the very sources the
+firmware links (modules/tinyfix/src/*.c) and calls them. A build is cached by a hash of the
+sources, declarations and options, so editing the C rebuilds on the next import.
+
+Variants differ only in compile-time options: "fixed" is the integer path every Cortex-M runs,
+"float" the optional FPU path, "device" the integer path at a device's Kconfig sizes. Host
+capacities are larger than a device's; parameter blobs do not depend on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+from tinyfix.errors import TinyfixError
+
+HOST_CAPACITY = {
+    "TINYFIX_MAX_CLASSES": 64,
+    "TINYFIX_MAX_VOTE_FRAMES": 64,
+    "TINYFIX_MAX_ANOMALY_WINDOW": 256,
+    "TINYFIX_MAX_CHANNELS": 16,
+    "TINYFIX_MAX_FEATURES": 1024,
+}
+# Kconfig defaults of a device build (the head needs at least one feature for the cdef).
+DEVICE_CAPACITY = {
+    "TINYFIX_MAX_CLASSES": 16,
+    "TINYFIX_MAX_VOTE_FRAMES": 16,
+    "TINYFIX_MAX_ANOMALY_WINDOW": 64,
+    "TINYFIX_MAX_CHANNELS": 8,
+    "TINYFIX_MAX_FEATURES": 32,
+}
+VARIANTS = {
+    "fixed": {**HOST_CAPACITY, "TINYFIX_USE_FLOAT": 0},
+    "float": {**HOST_CAPACITY, "TINYFIX_USE_FLOAT": 1},
+    "device": {**DEVICE_CAPACITY, "TINYFIX_USE_FLOAT": 0},
+}
+CDEF_DIR = Path(__file__).parent / "cdefs"
+
+
+def module_dir() -> Path:
+    """modules/tinyfix of this checkout (or TINYFIX_MODULE_DIR)."""
+    env = os.environ.get("TINYFIX_MODULE_DIR")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[3] / "modules" / "tinyfix")
+    for path in candidates:
+        if (path / "include" / "tinyfix" / "tinyfix.h").is_file():
+            return path
+    raise TinyfixError(
+        "cannot find the tinyfix C sources (modules/tinyfix); "
+        "set TINYFIX_MODULE_DIR to the module folder"
+    )
+
+
+def _inputs(root: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    sources = sorted((root / "src").glob("*.c"))  # src/zephyr/ glue is not in the glob
+    headers = sorted((root / "include" / "tinyfix").glob("*.h"))
+    cdefs = sorted(CDEF_DIR.glob("*.h"))
+    return sources, headers, cdefs
+
+
+def _cdef_text(cdefs: list[Path]) -> str:
+    # cffi's parser knows no comments in #define lines' values and no SPDX; strip comments.
+    lines = []
+    for path in cdefs:
+        for line in path.read_text().splitlines():
+            stripped = line.strip()
+            if stripped.startswith(("/*", "*", "//")):
+                continue
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _build(variant: str, target: Path) -> None:
+    import cffi  # only needed when a build is due
+
+    root = module_dir()
+    sources, headers, cdefs = _inputs(root)
+    ffi = cffi.FFI()
+    ffi.cdef(_cdef_text(cdefs))
+    defines = [(k, str(v)) for k, v in VARIANTS[variant].items()]
+    includes = "".join(f"#include <tinyfix/{h.name}>\n" for h in headers)
+    ffi.set_source(
+        f"_tinyfix_{variant}",
+        includes,
+        sources=[str(s) for s in sources],
+        include_dirs=[str(root / "include"), str(root / "src")],
+        define_macros=defines,
+        extra_compile_args=["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"],
+        libraries=["m"],
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
+    try:
+        ffi.compile(tmpdir=str(tmp), verbose=False)
+        built = next(tmp.glob(f"_tinyfix_{variant}*.so"))
+        target.mkdir(parents=True, exist_ok=True)
+        os.replace(built, target / built.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cache_root() -> Path:
+    env = os.environ.get("TINYFIX_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tinyfix"
+
+
+@cache
+def load(variant: str = "fixed") -> ModuleType:
+    """The compiled core as a cffi module with `.ffi` and `.lib`, built on first use."""
+    if variant not in VARIANTS:
+        raise TinyfixError(f"unknown core variant {variant!r}; known: {', '.join(VARIANTS)}")
+    root = module_dir()
+    digest = hashlib.sha256(repr(sorted(VARIANTS[variant].items())).encode())
+    digest.update(sys.version.encode())
+    for group in _inputs(root):
+        for path in group:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    target = _cache_root() / f"{variant}-{digest.hexdigest()[:16]}"
+    if not any(target.glob("*.so")):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _build(variant, target)
+    so = next(target.glob("*.so"))
+    spec = importlib.util.spec_from_file_location(f"_tinyfix_{variant}", so)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

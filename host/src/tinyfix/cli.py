@@ -1,0 +1,212 @@
+# SPDX-License-Identifier: Apache-2.0
+"""`tinyfix` command line: each subcommand a small function over the library.
+
+Errors a user can act on are TinyfixError: printed as one `error:` line, exit code from the
+error (1 by default). Ctrl-C exits 130. Tracebacks only with --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tinyfix import __version__
+from tinyfix.device import DEFAULT_BAUD
+from tinyfix.errors import TinyfixError
+
+
+def _port_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--port", required=required,
+                   help="serial device (/dev/ttyACM0, COM3), any pyserial URL (socket://, "
+                        "rfc2217://, loop://), or 'sim' for the built-in simulated device")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+                   help="baud rate of a serial port (default: %(default)s)")
+
+
+def _fit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path,
+                   help="the int8 .tflite on the device; the device must report its CRC "
+                        "(with --port sim: the model the simulated device runs; default: the "
+                        "bundled demo model)")
+    p.add_argument("--data", type=Path, required=True,
+                   help="calibration data: classification .npz (x, y), a folder with one "
+                        "file or folder per class, or a streaming .npz (t_ms, x or scores, "
+                        "events); see README")
+    p.add_argument("--eval", type=Path,
+                   help="separate evaluation set in the same format (default: hold out "
+                        "--eval-fraction of --data)")
+    p.add_argument("--eval-fraction", type=float, default=0.3,
+                   help="share of --data held out for evaluation without --eval "
+                        "(default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("tinyfix-out"),
+                   help="folder for params.yaml, tinyfix.overlay, tinyfix.conf, the report "
+                        "and the capture file (default: %(default)s)")
+    p.add_argument("--target-precision", type=float,
+                   help="classification: per-class confidence thresholds reaching this "
+                        "precision (off by default)")
+    p.add_argument("--target-fa-per-hour", type=float, default=2.0,
+                   help="streaming: most false accepts per hour while false rejects are "
+                        "minimised (default: %(default)s)")
+    p.add_argument("--features", action="store_true",
+                   help="also capture the model's penultimate features (for the last-layer "
+                        "re-fit)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data splits")
+    p.add_argument("--sim-sensor", choices=["lab", "field"], default="field",
+                   help="drift profile of the simulated device's sensor (default: %(default)s)")
+
+
+def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
+    from tinyfix.calibrate import CalibrateJob, run
+
+    if args.flash and args.board is None:
+        raise TinyfixError("--flash needs --board")
+    run(CalibrateJob(
+        data=args.data, out=args.out, port=args.port, model=args.model, eval=args.eval,
+        baud=args.baud, board=args.board, app=args.app, flash=args.flash, push=args.push,
+        features=args.features, eval_fraction=args.eval_fraction, seed=args.seed,
+        target_precision=args.target_precision, target_fa_per_hour=args.target_fa_per_hour,
+        sim_sensor=args.sim_sensor), console)
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace, console: Console) -> int:
+    """Offline: recorded scores, or inputs run through the simulated device."""
+    from tinyfix import datasets
+    from tinyfix.calibrate import CalibrateJob, run
+
+    stream = datasets.is_streaming_file(args.data)
+    data = datasets.load_streaming(args.data) if stream else datasets.load_classification(
+        args.data)
+    port = None if data.scores is not None else "sim"
+    if port is None and args.model is None:
+        raise TinyfixError("recorded scores need --model (the .tflite they came from)")
+    run(CalibrateJob(
+        data=args.data, out=args.out, port=port, model=args.model, eval=args.eval,
+        eval_fraction=args.eval_fraction, seed=args.seed, features=args.features,
+        target_precision=args.target_precision, target_fa_per_hour=args.target_fa_per_hour,
+        sim_sensor=args.sim_sensor), console)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, console: Console) -> int:
+    """Run a parameter set through the C core over a data set and print the decisions."""
+    from tinyfix import datasets, metrics, params_io
+    from tinyfix.capture import quantize_inputs
+    from tinyfix.core import Core, Corrector
+    from tinyfix.twin.model import ModelGraph
+    from tinyfix.twin.tflm import TflmRunner
+
+    core = Core()
+    graph = ModelGraph.load(args.model)
+    model = graph.model_info(core)
+    params = params_io.read_params_yaml(args.params, core, model)
+    data = datasets.load_classification(args.data)
+    if data.scores is not None:
+        raw = data.scores
+    else:
+        assert data.x is not None
+        raw, _ = TflmRunner(graph).run(quantize_inputs(core, model, data.x))
+    out = Corrector(core, model, params).run(raw)
+    table = Table(title=f"decisions of 0x{params.crc:08x} over {args.data}")
+    for col in ("#", "label", "decision", "confidence"):
+        table.add_column(col, justify="right")
+    names = data.class_names
+    for i in range(min(len(raw), args.show)):
+        d = int(out["decision"][i])
+        table.add_row(str(i), names[data.y[i]], names[d] if d >= 0 else "none",
+                      f"{out['top_prob'][i] / 32768:.2f}")
+    console.print(table)
+    acc = metrics.accuracy(data.y, out["decision"])
+    console.print(f"{len(raw)} samples: accuracy {acc:.1%} (no decision counts as wrong)")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, console: Console) -> int:
+    from tinyfix.calibrate import _device_info_table
+    from tinyfix.device import open_device
+
+    with open_device(args.port, baud=args.baud, model=args.model) as device:
+        console.print(_device_info_table(device))
+        stats = device.link.device_stats()
+        console.print(stats)
+    return 0
+
+
+def cmd_push(args: argparse.Namespace, console: Console) -> int:
+    from tinyfix import params_io
+    from tinyfix.calibrate import push_params
+    from tinyfix.core import Core
+    from tinyfix.device import open_device
+
+    with open_device(args.port, baud=args.baud) as device:
+        params = params_io.read_params_yaml(args.params, Core(), device.model)
+        push_params(device, params, console)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="tinyfix", description=__doc__.split("\n")[0])
+    top.add_argument("--version", action="version", version=f"tinyfix {__version__}")
+    top.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("calibrate", help="capture from a device, fit, write overlay and report")
+    _port_args(p)
+    _fit_args(p)
+    p.add_argument("--board", help="west board for --flash, e.g. nrf52840dk/nrf52840")
+    p.add_argument("--app", type=Path, default=Path("app"),
+                   help="application folder for --flash (default: %(default)s)")
+    deliver = p.add_mutually_exclusive_group()
+    deliver.add_argument("--flash", action="store_true",
+                         help="rebuild with the overlay and conf, flash, and check on the device")
+    deliver.add_argument("--push", action="store_true",
+                         help="send the parameters with SET_PARAMS (persisted), and check")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("fit", help="fit offline from recorded scores or the simulated device")
+    _fit_args(p)
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("replay", help="run params.yaml through the C core over a data set")
+    p.add_argument("--params", type=Path, required=True)
+    p.add_argument("--model", type=Path, required=True, help="the int8 .tflite")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--show", type=int, default=20, help="rows to print (default: %(default)s)")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("info", help="show what a device reports")
+    _port_args(p)
+    p.add_argument("--model", type=Path, help="also check the device runs this model")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("push", help="send params.yaml to a device at run time (SET_PARAMS)")
+    _port_args(p)
+    p.add_argument("--params", type=Path, required=True)
+    p.set_defaults(func=cmd_push)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    console = Console()
+    try:
+        return int(args.func(args, console))
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except TinyfixError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

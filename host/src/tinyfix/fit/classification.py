@@ -1,0 +1,167 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Fit a classification correction: temperature, label-shift prior, bias, vector scaling,
+then per-class thresholds, each kept only if it helps on a held-out split of the
+calibration data (scored through the C core)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tinyfix.core import Core, ModelInfo, Params
+from tinyfix.datasets import stratified_split
+from tinyfix.errors import TinyfixError
+from tinyfix.fit import prior, scaling
+from tinyfix.fit.domain import check_raw, detect_output_kind, scaling_inputs
+from tinyfix.fit.float_params import FloatParams
+from tinyfix.fit.heldout import change, score_classification
+from tinyfix.fit.options import ALL_CLASSIFICATION_STAGES, CLASSIFICATION_STAGES, FitOptions
+from tinyfix.fit.quantize import Q15, quantize
+from tinyfix.fit.result import FitResult, StageDecision
+from tinyfix.fit.thresholds import fit_thresholds
+from tinyfix.fit.through_core import run_frames
+
+MIN_HELDOUT = 20
+SCALING_KEYS = ("nll", "accuracy", "ece")
+THRESHOLD_KEYS = ("precision", "coverage", "accuracy")
+
+
+@dataclass
+class _Fit:
+    """Data and the current state shared by the stages."""
+
+    core: Core
+    model: ModelInfo
+    options: FitOptions
+    raw_fit: NDArray
+    raw_held: NDArray
+    z_fit: NDArray[np.float64]
+    y_fit: NDArray[np.int64]
+    y_held: NDArray[np.int64]
+    state: FloatParams
+    params: Params
+    scores: dict[str, float]
+
+    def score(self, params: Params) -> dict[str, float]:
+        return score_classification(self.core, self.model, params, self.raw_held, self.y_held)
+
+    def adopt(self, state: FloatParams, params: Params, scores: dict[str, float]) -> None:
+        self.state, self.params, self.scores = state, params, scores
+
+
+def _check_labels(labels: NDArray, n: int, n_classes: int) -> NDArray[np.int64]:
+    y = np.asarray(labels)
+    if y.shape != (n,):
+        raise TinyfixError(f"{n} raw outputs but labels have shape {y.shape}")
+    y = y.astype(np.int64)
+    if n and (y.min() < 0 or y.max() >= n_classes):
+        raise TinyfixError(f"labels must be class indices in [0, {n_classes - 1}]")
+    return y
+
+
+def _min_samples(name: str, n_classes: int) -> int:
+    if name == "prior":
+        return prior.MIN_SAMPLES_PER_CLASS * n_classes
+    return scaling.min_samples(name, n_classes)
+
+
+def _scaling_fitter(name: str, options: FitOptions
+                    ) -> Callable[[NDArray[np.float64], NDArray[np.int64], FloatParams],
+                                  FloatParams]:
+    if name == "temperature":
+        return lambda z, y, fp: scaling.fit_temperature(z, y, fp, options.l2)
+    if name == "bias":
+        return lambda z, y, fp: scaling.fit_bias(z, y, fp, options.l2)
+    if name == "bias_only":
+        return lambda z, y, fp: scaling.fit_bias_only(z, y, fp, options.l2)
+    if name == "vector":
+        return lambda z, y, fp: scaling.fit_vector(z, y, fp, options.l2)
+    return lambda z, y, fp: prior.fit_prior_shift(z, y, fp, options.source_priors)
+
+
+def _scaling_stage(f: _Fit, name: str) -> StageDecision:
+    need = _min_samples(name, f.model.n_classes)
+    if f.y_fit.size < need:
+        return StageDecision(name, False, f"too few samples: {f.y_fit.size} < {need}")
+    state = _scaling_fitter(name, f.options)(f.z_fit, f.y_fit, f.state)
+    params, clips = quantize(f.core, f.model, state, f.options.device)
+    after = f.score(params)
+    before = f.scores
+    one_sample = 1.0 / f.y_held.size
+    better = after["nll"] < before["nll"] * (1.0 - f.options.min_nll_gain)
+    kept_accuracy = after["accuracy"] >= before["accuracy"] - one_sample - 1e-12
+    text = "held-out " + change(before, after, SCALING_KEYS)
+    if clips:
+        text += "; clipped " + "; ".join(str(c) for c in clips)
+    if better and kept_accuracy:
+        f.adopt(state, params, after)
+        return StageDecision(name, True, text, before, after)
+    why = "no NLL gain" if not better else "costs accuracy"
+    return StageDecision(name, False, f"{why}: {text}", before, after)
+
+
+def _threshold_stage(f: _Fit) -> StageDecision:
+    target = f.options.target_precision
+    if target is None:
+        return StageDecision("thresholds", False, "not tried: no target precision given")
+    if not 0.0 < target < 1.0:
+        raise TinyfixError(f"target precision must be in (0, 1), got {target}")
+    before = f.scores
+    if before["precision"] >= target:
+        return StageDecision("thresholds", False,
+                             f"held-out precision {100 * before['precision']:.1f}% already "
+                             f"meets the target {100 * target:.1f}%", before, before)
+    run = run_frames(f.core, f.model, f.params, f.raw_fit)
+    fitted = fit_thresholds(run, f.y_fit, f.model.n_classes, target)
+    state = f.state.replace(class_threshold=fitted.threshold_q15 / Q15)
+    params, _ = quantize(f.core, f.model, state, f.options.device)
+    after = f.score(params)
+    text = "held-out " + change(before, after, THRESHOLD_KEYS)
+    if fitted.notes:
+        text += "; " + "; ".join(fitted.notes)
+    if not np.any(fitted.threshold_q15):
+        return StageDecision("thresholds", False, f"no class needs a threshold: {text}",
+                             before, after)
+    if np.isfinite(after["precision"]) and after["precision"] > before["precision"]:
+        f.adopt(state, params, after)
+        return StageDecision("thresholds", True, text, before, after)
+    return StageDecision("thresholds", False, f"no precision gain: {text}", before, after)
+
+
+def fit_classification(raw_outputs: NDArray, labels: NDArray, model: ModelInfo,
+                       options: FitOptions | None = None, core: Core | None = None
+                       ) -> FitResult:
+    """Fit on the device's raw outputs (N, C) and labels (N,); returns the sealed set and
+    the decision on every stage. Only the calibration data given here is used."""
+    options = options or FitOptions()
+    core = core or Core(options.core_variant)
+    raw = check_raw(raw_outputs, model)
+    y = _check_labels(labels, raw.shape[0], model.n_classes)
+    kind = options.output_kind or detect_output_kind(raw, model)
+    names = options.stages or CLASSIFICATION_STAGES
+    unknown = sorted(set(names) - set(ALL_CLASSIFICATION_STAGES))
+    if unknown:
+        raise TinyfixError(f"unknown classification stage(s) {', '.join(unknown)}; known: "
+                           f"{', '.join(ALL_CLASSIFICATION_STAGES)}")
+    identity = FloatParams.identity(model.n_classes, kind)
+    base, clips = quantize(core, model, identity, options.device)
+    if y.size < 2:
+        raise TinyfixError(f"too few calibration samples to fit anything: {y.size}")
+    fit_idx, held_idx = stratified_split(y, options.heldout_fraction, options.seed)
+    if held_idx.size < MIN_HELDOUT:
+        reason = f"too few samples for a held-out check: {held_idx.size} < {MIN_HELDOUT}"
+        return FitResult("classification", core, model, base, identity,
+                         [StageDecision(n, False, reason) for n in names], clips,
+                         int(fit_idx.size), int(held_idx.size))
+    f = _Fit(core, model, options, raw[fit_idx], raw[held_idx],
+             scaling_inputs(raw[fit_idx], model, kind), y[fit_idx], y[held_idx],
+             identity, base, {})
+    f.scores = f.score(base)
+    decisions = [_threshold_stage(f) if n == "thresholds" else _scaling_stage(f, n)
+                 for n in names]
+    _, clips = quantize(core, model, f.state, options.device)
+    return FitResult("classification", core, model, f.params, f.state, decisions, clips,
+                     int(fit_idx.size), int(held_idx.size))

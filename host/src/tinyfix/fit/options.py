@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What a fit may do and aim for. Defaults suit a few hundred samples or a few minutes of
+stream; every figure the fit keeps or drops a stage on comes from the held-out part of the
+calibration data, never from the evaluation set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Tried in this order. "bias" re-fits the temperature with the offsets (bias-corrected
+# temperature scaling): offsets fitted after a temperature leave it too warm.
+CLASSIFICATION_STAGES = ("temperature", "prior", "bias", "vector", "thresholds")
+# Also available on request (FitOptions.stages): offsets alone.
+ALL_CLASSIFICATION_STAGES = (*CLASSIFICATION_STAGES, "bias_only")
+STREAMING_STAGES = ("vote",)
+
+
+@dataclass(frozen=True)
+class DeviceLimits:
+    """Sizes of the firmware build the parameters go to (its CONFIG_TINYFIX_MAX_*). The host
+    core is built larger; a set must stay inside the device's sizes or the host would
+    evaluate something the device cannot run (a vote ring that drops frames, a refused
+    anomaly window)."""
+
+    max_vote_frames: int = 16
+    max_anomaly_window: int = 64
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    # Share of the calibration data held out to decide which stages to keep.
+    heldout_fraction: float = 0.3
+    seed: int = 0
+    # L2 strength toward "no change": penalty = l2 / N * sum((theta - theta0)^2), added to
+    # the mean negative log-likelihood, so it fades as data grow.
+    l2: float = 1.0
+    # Smallest relative drop of held-out NLL a scaling stage must bring.
+    min_nll_gain: float = 0.005
+    # None: detect from the data; else "logits" or "probs".
+    output_kind: str | None = None
+    # Stages to try, in order (a subset of CLASSIFICATION_STAGES / STREAMING_STAGES).
+    stages: tuple[str, ...] | None = None
+    # Classification: per-class confidence thresholds reach at least this precision.
+    target_precision: float | None = None
+    # Class mix the model was trained on, if known (label-shift correction); else the mix
+    # the model implies on the calibration inputs.
+    source_priors: tuple[float, ...] | None = None
+    # Streaming: most false accepts per hour allowed while the false-reject rate is minimised.
+    target_fa_per_hour: float = 2.0
+    # Anomaly: most false alarms per hour allowed.
+    target_false_alarms_per_hour: float = 1.0
+    device: DeviceLimits = field(default_factory=DeviceLimits)
+    # Core variant that evaluates candidates: "fixed" (every Cortex-M) or "float".
+    core_variant: str = "fixed"

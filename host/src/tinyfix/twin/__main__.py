@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Serve a simulated TinyFix device on a pseudo-terminal until Ctrl-C.
+
+    python -m tinyfix.twin [--model M.tflite] [--drift field] [--persist params.bin]
+
+It prints the pty path; point the host tool at it (`--port /dev/pts/N`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from tinyfix.demo_data.gesture_data import CLASS_NAMES
+from tinyfix.errors import TinyfixError
+from tinyfix.twin.sensor import PROFILES
+from tinyfix.twin.twin import Twin
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m tinyfix.twin",
+        description="Serve a simulated TinyFix device (TFLite Micro + the tinyfix C code) "
+                    "on a pseudo-terminal.",
+    )
+    p.add_argument("--model", type=Path, help="int8 .tflite to run (default: the bundled "
+                   "gesture demo model)")
+    sensor = p.add_argument_group("sensor (CAPTURE)")
+    sensor.add_argument("--drift", choices=PROFILES, default="lab",
+                        help="accelerometer profile: calibrated bench unit or drifted field "
+                             "device (default: %(default)s)")
+    sensor.add_argument("--seed", type=int, default=1,
+                        help="seed of the sensor's windows (default: %(default)s)")
+    sensor.add_argument("--profile-seed", type=int,
+                        help="which field device (default: the demo data's documented one)")
+    sensor.add_argument("--gesture", choices=CLASS_NAMES,
+                        help="capture only this gesture (default: the profile's class mix)")
+    sensor.add_argument("--realtime", action="store_true",
+                        help="deliver CAPTURE windows at the sensor's pace (1.28 s each)")
+    dev = p.add_argument_group("device")
+    dev.add_argument("--persist", type=Path, metavar="FILE",
+                     help="store SET_PARAMS here and boot from it (default: no persistence)")
+    dev.add_argument("--float", action="store_true",
+                     help="run the core's float path (a Cortex-M4F build) instead of integer")
+    dev.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        twin = Twin(args.model, sensor=args.drift, seed=args.seed,
+                    profile_seed=args.profile_seed, gesture=args.gesture, persist=args.persist,
+                    variant="float" if args.float else "fixed", realtime=args.realtime)
+        path = twin.start()
+    except TinyfixError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(path, flush=True)
+    print(f"simulated device: {twin.graph.name} (model CRC 0x{twin.graph.crc:08X}), "
+          f"{args.drift} sensor, parameters: {twin.boot_params}; Ctrl-C stops",
+          file=sys.stderr, flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        twin.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

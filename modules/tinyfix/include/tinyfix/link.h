@@ -1,0 +1,282 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * TinyFix device link: the request dispatcher of the device side of the wire protocol
+ * (docs/protocol.md), shared by the firmware and the host-side twin. Bytes from the host go
+ * in with tinyfix_link_feed(); every complete request is executed against a tinyfix context
+ * and answered through the platform's write callback.
+ *
+ * The dispatcher handles INFO, INFER (model through a callback, then tinyfix_process()),
+ * CAPTURE (through a callback), GET_PARAMS, SET_PARAMS (validated and applied atomically
+ * by tinyfix_set_params(), then persisted through a callback), STATS, the ERROR replies for
+ * damaged frames, unknown types and wrong lengths, and the replay of a repeated request
+ * from the kept response (a retried SET_PARAMS is never applied twice).
+ *
+ * Portable C99: no OS calls, no heap, no float arithmetic. The caller owns the link struct,
+ * its buffers and the context. Not ISR-safe: feed one link from one thread. The callbacks
+ * run in that thread, inside tinyfix_link_feed().
+ *
+ * @code
+ * #define LINK_MAX_FRAME 1024
+ * TINYFIX_LINK_BUFFERS_DEFINE(link_bufs, LINK_MAX_FRAME);
+ * static struct tinyfix_link link;
+ * static const struct tinyfix_link_ops link_ops = {
+ *	.write = uart_write, .info = fill_info, .invoke = run_model,
+ *	.persist = save_params, .cycles = read_cycles, .uptime_ms = uptime,
+ * };
+ *
+ * int link_start(struct tinyfix_ctx *ctx)
+ * {
+ *	return tinyfix_link_init(&link, ctx, &link_ops, NULL, &link_bufs);
+ * }
+ *
+ * void link_thread(void)
+ * {
+ *	uint8_t chunk[64];
+ *
+ *	for (;;) {
+ *		size_t n = uart_read(chunk, sizeof(chunk));
+ *
+ *		(void)tinyfix_link_feed(&link, chunk, n);
+ *	}
+ * }
+ * @endcode
+ */
+
+#ifndef TINYFIX_LINK_H_
+#define TINYFIX_LINK_H_
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tinyfix/tinyfix.h>
+#include <tinyfix/wire.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * Largest feature vector the link returns and hands to the head stage, elements. Defaults to
+ * the core's TINYFIX_MAX_FEATURES; define it larger to return features from a build whose
+ * head stage is compiled out (the host can still fit a head from them).
+ */
+#ifndef TINYFIX_LINK_MAX_FEATURES
+#define TINYFIX_LINK_MAX_FEATURES TINYFIX_MAX_FEATURES
+#endif
+
+#if TINYFIX_LINK_MAX_FEATURES < 0 || TINYFIX_LINK_MAX_FEATURES > 4096
+#error "TINYFIX_LINK_MAX_FEATURES must be in [0, 4096]"
+#endif
+
+/** Largest raw output tensor, bytes: TINYFIX_MAX_CLASSES elements of up to 4 bytes. */
+#define TINYFIX_LINK_MAX_RAW (TINYFIX_MAX_CLASSES * 4)
+
+/** Wire bytes of the largest link-level ERROR frame (header, status, seq, type, text, CRC). */
+#define TINYFIX_LINK_ERR_WIRE_MAX                                                                  \
+	TINYFIX_WIRE_WIRE_MAX(TINYFIX_WIRE_OVERHEAD + 6 + TINYFIX_WIRE_TEXT_MAX)
+
+/** Transmit buffer size for a link whose largest frame is @p max_frame bytes. */
+#define TINYFIX_LINK_TX_SIZE(max_frame) TINYFIX_WIRE_WIRE_MAX(max_frame)
+/** Scratch (response payload) buffer size for a largest frame of @p max_frame bytes. */
+#define TINYFIX_LINK_SCRATCH_SIZE(max_frame) ((max_frame) - TINYFIX_WIRE_OVERHEAD)
+
+/**
+ * Platform callbacks. write, info and invoke are required; the others may be NULL.
+ * Every callback gets the user pointer given to tinyfix_link_init().
+ */
+struct tinyfix_link_ops {
+	/**
+	 * Send bytes to the host, all of them, before returning. Must not call back into the
+	 * link.
+	 */
+	void (*write)(void *user, const uint8_t *data, size_t len);
+
+	/**
+	 * Fill the static INFO fields, once, from tinyfix_link_init(): model_crc, cycle_hz, the
+	 * input, output and feature tensor descriptors, fw_version and board (strings that stay
+	 * valid as long as the link). The link fills caps, max_frame, params_crc,
+	 * params_format, n_classes, max_classes and max_window itself. A feature descriptor of
+	 * dtype TINYFIX_WIRE_DTYPE_NONE means the device has no feature vector.
+	 */
+	void (*info)(void *user, struct tinyfix_wire_info *info);
+
+	/**
+	 * Run the model on one input tensor.
+	 *
+	 * @param input    the input tensor bytes, exactly the size of the INFO input tensor
+	 * @param len      their count
+	 * @param raw      out: the raw output tensor, exactly the size of the INFO output tensor
+	 * @param features out: the int8 feature vector (INFO feature tensor), or NULL when the
+	 *                 link does not want it for this request
+	 * @param cycles   out: cycles spent in the interpreter's Invoke() (preset to 0); left 0,
+	 *                 the link measures the whole callback with the cycles callback
+	 * @retval 0 done
+	 * @retval <0 a TINYFIX_WIRE_ERR_* code for the ERROR reply; other values are sent as
+	 *         TINYFIX_WIRE_ERR_INVOKE
+	 */
+	int (*invoke)(void *user, const uint8_t *input, size_t len, uint8_t *raw, int8_t *features,
+		      uint32_t *cycles);
+
+	/**
+	 * Optional: wait for the next live sensor window and deliver it. NULL: CAPTURE is
+	 * answered with TINYFIX_WIRE_ERR_UNSUPPORTED and INFO has no CAPTURE capability.
+	 *
+	 * @param dtype    TINYFIX_WIRE_DTYPE_FLOAT32: sensor values in the model's input units,
+	 *                 before input correction, as binary32 bit patterns in host order;
+	 *                 TINYFIX_WIRE_DTYPE_INT8: the model input after tinyfix_input_correct()
+	 * @param values   out: the window's elements
+	 * @param cap      size of @p values in bytes
+	 * @param n_values out: elements written
+	 * @param t_ms     out: device uptime at the window's first sample, ms
+	 * @retval 0 done
+	 * @retval <0 a TINYFIX_WIRE_ERR_* code (TINYFIX_WIRE_ERR_SENSOR when reading failed)
+	 */
+	int (*capture)(void *user, uint8_t dtype, void *values, size_t cap, uint16_t *n_values,
+		       uint32_t *t_ms);
+
+	/**
+	 * Optional: store an applied parameter blob for the next boot (settings, flash, a
+	 * file). NULL: nothing is stored and INFO has no PERSIST capability.
+	 *
+	 * @retval 0 stored
+	 * @retval <0 not stored (the set stays applied; the reply says persisted = 0)
+	 */
+	int (*persist)(void *user, const uint8_t *blob, size_t len);
+
+	/** Optional: a free-running cycle counter at INFO's cycle_hz; NULL: cycles are 0. */
+	uint32_t (*cycles)(void *user);
+
+	/** Optional: device uptime in ms (STATS, voting time of INFER frames); NULL: 0. */
+	uint32_t (*uptime_ms)(void *user);
+};
+
+/** Caller-owned buffers; see TINYFIX_LINK_BUFFERS_DEFINE() for static ones. */
+struct tinyfix_link_buffers {
+	/** Receive buffer: its size is max_frame, the largest frame accepted and sent. */
+	uint8_t *rx;
+	size_t rx_size;
+	/** Transmit buffer, TINYFIX_LINK_TX_SIZE(max_frame): also keeps the last response. */
+	uint8_t *tx;
+	size_t tx_size;
+	/** Response payloads and capture windows, TINYFIX_LINK_SCRATCH_SIZE(max_frame). */
+	uint8_t *scratch;
+	size_t scratch_size;
+};
+
+/** Define static buffers for a link with largest frame @p max_frame, and their descriptor. */
+#define TINYFIX_LINK_BUFFERS_DEFINE(name, max_frame)                                               \
+	static uint8_t name##_rx[(max_frame)];                                                     \
+	static uint8_t name##_tx[TINYFIX_LINK_TX_SIZE(max_frame)];                                 \
+	static uint8_t name##_scratch[TINYFIX_LINK_SCRATCH_SIZE(max_frame)];                       \
+	static const struct tinyfix_link_buffers name = {                                          \
+		.rx = name##_rx,                                                                   \
+		.rx_size = sizeof(name##_rx),                                                      \
+		.tx = name##_tx,                                                                   \
+		.tx_size = sizeof(name##_tx),                                                      \
+		.scratch = name##_scratch,                                                         \
+		.scratch_size = sizeof(name##_scratch),                                            \
+	}
+
+/**
+ * One device end of the link. Caller-owned; treat the fields as private and read the
+ * counters with tinyfix_link_stats(). Its size is fixed by TINYFIX_MAX_* (it holds a staging
+ * parameter set, so with the head stage it is about as large as the context).
+ */
+struct tinyfix_link {
+	struct tinyfix_wire_rx rx;
+	struct tinyfix_ctx *ctx;
+	const struct tinyfix_link_ops *ops;
+	void *user;
+	/** Static INFO fields from ops->info. */
+	struct tinyfix_wire_info info;
+	size_t input_len;
+	uint16_t raw_len;
+	uint16_t n_features;
+
+	uint8_t *tx;
+	size_t tx_size;
+	/** Wire bytes of the kept response in tx; 0 when nothing is kept. */
+	size_t kept_len;
+	uint16_t kept_seq;
+	uint32_t kept_crc;
+	/** Second fingerprint of the kept request (the CRC misses some differences). */
+	uint32_t kept_hash;
+	uint8_t *scratch;
+	size_t scratch_size;
+	uint8_t err_wire[TINYFIX_LINK_ERR_WIRE_MAX];
+
+	uint8_t raw[TINYFIX_LINK_MAX_RAW];
+	int8_t features[TINYFIX_LINK_MAX_FEATURES > 0 ? TINYFIX_LINK_MAX_FEATURES : 1];
+	/** Decoding target of SET_PARAMS; too large for a thread stack with the head stage. */
+	struct tinyfix_params staging;
+	struct tinyfix_result result;
+
+	uint32_t inferences;
+	uint32_t replays;
+};
+
+/**
+ * @brief Prepare a link for a context whose model is set up (tinyfix_init() done).
+ *
+ * Calls ops->info once and checks that the model's tensors fit this build and the buffers:
+ * the output tensor has n_classes elements of the core's output type, the feature vector
+ * fits TINYFIX_LINK_MAX_FEATURES, and the largest INFER response and parameter blob fit
+ * max_frame.
+ *
+ * @param link Link state, owned by the caller.
+ * @param ctx  Initialised tinyfix context; the link calls the core on it.
+ * @param ops  Platform callbacks, kept by pointer.
+ * @param user Passed to every callback.
+ * @param bufs Buffers, kept by pointer; rx_size is the device's max_frame.
+ *
+ * @retval 0 Ready.
+ * @retval TINYFIX_WIRE_ERR_VALUE A NULL pointer or required callback, rx_size outside
+ *         [TINYFIX_WIRE_MIN_FRAME, TINYFIX_WIRE_MAX_FRAME_LIMIT], or tensors that do not
+ *         match the context's model.
+ * @retval TINYFIX_WIRE_ERR_UNSUPPORTED A tensor type the link cannot carry.
+ * @retval TINYFIX_WIRE_ERR_NO_SPACE tx or scratch smaller than max_frame needs, the feature
+ *         vector above TINYFIX_LINK_MAX_FEATURES, or a response that cannot fit max_frame.
+ */
+int tinyfix_link_init(struct tinyfix_link *link, struct tinyfix_ctx *ctx,
+		      const struct tinyfix_link_ops *ops, void *user,
+		      const struct tinyfix_link_buffers *bufs);
+
+/**
+ * @brief Feed received bytes; every request completed by them is executed and answered.
+ *
+ * A partial frame is kept for the next call. Responses (and CAPTURE streams) are written
+ * through ops->write before this returns.
+ *
+ * @param link Link.
+ * @param data Received bytes.
+ * @param len  Number of bytes.
+ *
+ * @retval >=0 Requests answered (executed or replayed) in this call.
+ * @retval TINYFIX_WIRE_ERR_VALUE NULL link, or NULL data with len > 0.
+ */
+int tinyfix_link_feed(struct tinyfix_link *link, const uint8_t *data, size_t len);
+
+/**
+ * @brief The link's STATS figures (what a STATS request would answer now).
+ *
+ * @param link  Link.
+ * @param stats Out.
+ */
+void tinyfix_link_stats(const struct tinyfix_link *link, struct tinyfix_wire_stats *stats);
+
+/**
+ * @brief Forget the kept response, so that no request is answered as a repeat.
+ *
+ * Call it when the host side was reset (a new connection): a new host may reuse a seq.
+ *
+ * @param link Link.
+ */
+void tinyfix_link_forget(struct tinyfix_link *link);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TINYFIX_LINK_H_ */

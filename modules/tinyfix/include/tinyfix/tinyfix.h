@@ -1,0 +1,571 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * @file
+ * @brief TinyFix: correct a quantized model's outputs without retraining it.
+ *
+ * The caller runs the model (TFLite Micro), then hands the raw output tensor (and, when the
+ * last-layer re-fit is used, the int8 feature vector that feeds the model's last layer) to
+ * tinyfix_process(). The pipeline, each stage switched by a flag in the parameter set:
+ *
+ *   0. head:      new last layer from the int8 features (TFLM int8 FULLY_CONNECTED arithmetic)
+ *   1. scale:     dequantize, log() if the model outputs probabilities, then per-class
+ *                 logit = x * inv_temperature * class_scale + class_bias   (vector scaling)
+ *   2. softmax:   fixed-point softmax -> per-class probability, top class, confidence
+ *   3. threshold: per-class confidence threshold -> decision or TINYFIX_NO_DECISION
+ *   4. vote:      multi-frame average (TFLM micro_speech RecognizeCommands semantics) or
+ *                 majority vote, with minimum count, threshold and suppression
+ *   5. anomaly:   adaptive threshold at windowed mean +/- alpha * sigma on one logit
+ *   +  input:     tinyfix_input_correct() before Invoke: offset/gain, z-score clipping,
+ *                 missing-sample fill, round-to-nearest saturating quantization
+ *   +  adapt:     tinyfix_adapt_label(): bounded SGD step on the biases from a given label
+ *
+ * Number formats (all integers, so the core runs on a Cortex-M0/M3 without FPU):
+ *   - Q16.16: int32_t, value = raw / 65536. Logits, biases, scales, sensor samples.
+ *   - Q15:    uint16_t, value = raw / 32768, 32768 = 1.0. Probabilities and thresholds.
+ *   - Q8.8:   uint16_t, value = raw / 256. alpha and k multipliers.
+ *   - score8: uint8_t, probability * 256 saturated at 255; this is exactly an int8 softmax
+ *             output (scale 1/256, zero point -128) plus 128, the domain RecognizeCommands
+ *             averages in.
+ *
+ * Compile-time options (the Zephyr glue maps CONFIG_TINYFIX_* onto these; on the host pass
+ * them with -D). Every state array is sized by them; there is no heap.
+ *   - TINYFIX_MAX_CLASSES        classes per model (default 16, at most 64)
+ *   - TINYFIX_MAX_VOTE_FRAMES    frames kept for voting (default 16)
+ *   - TINYFIX_MAX_ANOMALY_WINDOW samples in the adaptive-threshold window (default 64)
+ *   - TINYFIX_MAX_CHANNELS       input channels for input correction (default 8)
+ *   - TINYFIX_MAX_FEATURES       features of the re-fitted last layer; 0 compiles the head
+ *                                stage out (default 0)
+ *   - TINYFIX_USE_FLOAT          1: stages 1-2 use float math (for cores with an FPU);
+ *                                0: integer only (default 0)
+ *   - TINYFIX_WITH_VOTE, TINYFIX_WITH_ANOMALY, TINYFIX_WITH_INPUT, TINYFIX_WITH_ADAPT
+ *                                0 compiles that stage out to save flash; a parameter set that
+ *                                enables it is then refused (default 1 each)
+ *   - TINYFIX_NO_ERRMSG          compiles the tinyfix_strerror() strings out
+ *
+ * Threading: no function keeps global state; a context is used by one thread at a time (the
+ * caller locks). None of the functions may be called from an ISR while the same context is in
+ * use elsewhere. Nothing allocates memory.
+ */
+
+#ifndef TINYFIX_TINYFIX_H_
+#define TINYFIX_TINYFIX_H_
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef TINYFIX_MAX_CLASSES
+#define TINYFIX_MAX_CLASSES 16
+#endif
+#ifndef TINYFIX_MAX_VOTE_FRAMES
+#define TINYFIX_MAX_VOTE_FRAMES 16
+#endif
+#ifndef TINYFIX_MAX_ANOMALY_WINDOW
+#define TINYFIX_MAX_ANOMALY_WINDOW 64
+#endif
+#ifndef TINYFIX_MAX_CHANNELS
+#define TINYFIX_MAX_CHANNELS 8
+#endif
+#ifndef TINYFIX_MAX_FEATURES
+#define TINYFIX_MAX_FEATURES 0
+#endif
+#ifndef TINYFIX_USE_FLOAT
+#define TINYFIX_USE_FLOAT 0
+#endif
+#ifndef TINYFIX_WITH_VOTE
+#define TINYFIX_WITH_VOTE 1
+#endif
+#ifndef TINYFIX_WITH_ANOMALY
+#define TINYFIX_WITH_ANOMALY 1
+#endif
+#ifndef TINYFIX_WITH_INPUT
+#define TINYFIX_WITH_INPUT 1
+#endif
+#ifndef TINYFIX_WITH_ADAPT
+#define TINYFIX_WITH_ADAPT 1
+#endif
+
+#if TINYFIX_MAX_CLASSES < 2 || TINYFIX_MAX_CLASSES > 64
+#error "TINYFIX_MAX_CLASSES must be in [2, 64]"
+#endif
+#if TINYFIX_MAX_VOTE_FRAMES < 1 || TINYFIX_MAX_VOTE_FRAMES > 255
+#error "TINYFIX_MAX_VOTE_FRAMES must be in [1, 255]"
+#endif
+#if TINYFIX_MAX_ANOMALY_WINDOW < 2 || TINYFIX_MAX_ANOMALY_WINDOW > 256
+#error "TINYFIX_MAX_ANOMALY_WINDOW must be in [2, 256]"
+#endif
+#if TINYFIX_MAX_CHANNELS < 1 || TINYFIX_MAX_CHANNELS > 64
+#error "TINYFIX_MAX_CHANNELS must be in [1, 64]"
+#endif
+#if TINYFIX_MAX_FEATURES < 0 || TINYFIX_MAX_FEATURES > 4096
+#error "TINYFIX_MAX_FEATURES must be in [0, 4096]"
+#endif
+
+/** Format version of struct tinyfix_params and of its encoded blob. */
+#define TINYFIX_PARAMS_VERSION 1
+
+/** Decision value when the top class is below its confidence threshold. */
+#define TINYFIX_NO_DECISION (-1)
+
+/** Sensor sample value that marks a missing sample for tinyfix_input_correct(). */
+#define TINYFIX_SAMPLE_MISSING INT32_MIN
+
+/** Q16.16 one. */
+#define TINYFIX_Q16_ONE 65536
+/** Q15 one. */
+#define TINYFIX_Q15_ONE 32768
+
+/**
+ * @defgroup tinyfix_errors Error codes
+ * Stable values: they travel over the wire to the host, so they do not depend on any libc's
+ * errno numbering. 0 is success; every error is negative.
+ * @{
+ */
+#define TINYFIX_OK            0
+#define TINYFIX_ERR_ARG       (-1)  /**< NULL pointer or argument out of its domain */
+#define TINYFIX_ERR_VERSION   (-2)  /**< parameter format version not supported */
+#define TINYFIX_ERR_CRC       (-3)  /**< parameter set's own CRC does not match */
+#define TINYFIX_ERR_MODEL     (-4)  /**< parameter set was fitted for another model (CRC) */
+#define TINYFIX_ERR_CLASSES   (-5)  /**< class, channel or feature count differs from model */
+#define TINYFIX_ERR_RANGE     (-6)  /**< a parameter value is outside its documented range */
+#define TINYFIX_ERR_CAPACITY  (-7)  /**< counts exceed this build's TINYFIX_MAX_* sizes */
+#define TINYFIX_ERR_TIME      (-8)  /**< frame timestamp earlier than the previous frame */
+#define TINYFIX_ERR_FORMAT    (-9)  /**< encoded parameter blob truncated or malformed */
+#define TINYFIX_ERR_UNSUPPORTED (-10) /**< tensor type or stage not supported by this build */
+/** @} */
+
+/** Tensor element type of the model's output (or input). */
+enum tinyfix_dtype {
+	TINYFIX_DTYPE_INT8 = 0,
+	TINYFIX_DTYPE_INT16 = 1,
+	TINYFIX_DTYPE_FLOAT32 = 2,
+};
+
+/** What the model's output means. */
+enum tinyfix_output_kind {
+	/** Unnormalised scores (logits): corrected directly. */
+	TINYFIX_OUTPUT_LOGITS = 0,
+	/** Probabilities (the graph ends in SOFTMAX): corrected in the log domain. */
+	TINYFIX_OUTPUT_PROBS = 1,
+};
+
+/** Stage switches in tinyfix_params.flags. */
+enum tinyfix_stage {
+	TINYFIX_STAGE_HEAD = 1u << 0,
+	TINYFIX_STAGE_SCALE = 1u << 1,
+	TINYFIX_STAGE_THRESHOLD = 1u << 2,
+	TINYFIX_STAGE_VOTE = 1u << 3,
+	TINYFIX_STAGE_ANOMALY = 1u << 4,
+	TINYFIX_STAGE_INPUT = 1u << 5,
+	TINYFIX_STAGE_ADAPT = 1u << 6,
+};
+#define TINYFIX_STAGE_ALL 0x7Fu
+
+/** Per-class flags in tinyfix_params.class_flags. */
+enum tinyfix_class_flag {
+	/**
+	 * A class that is never an event (silence, unknown, idle). Voting reports it but never
+	 * as an event, and, as RecognizeCommands does for "silence", a background class on top
+	 * does not start a suppression period.
+	 */
+	TINYFIX_CLASS_BACKGROUND = 1u << 0,
+};
+#define TINYFIX_CLASS_FLAGS_ALL 0x01u
+
+enum tinyfix_vote_mode {
+	TINYFIX_VOTE_AVERAGE = 0,  /**< average score8 over the window (RecognizeCommands) */
+	TINYFIX_VOTE_MAJORITY = 1, /**< score8 = 256 * (frames with c on top) / frames */
+};
+
+enum tinyfix_vote_source {
+	TINYFIX_VOTE_FROM_CORRECTED = 0, /**< score8 from the corrected probabilities */
+	TINYFIX_VOTE_FROM_RAW = 1,       /**< raw int8 output + 128, as RecognizeCommands */
+};
+
+enum tinyfix_anomaly_mode {
+	TINYFIX_ANOMALY_HIGH = 0, /**< anomaly when score > mean + alpha * sigma */
+	TINYFIX_ANOMALY_LOW = 1,  /**< anomaly when score < mean - alpha * sigma */
+	TINYFIX_ANOMALY_BOTH = 2, /**< either side */
+};
+
+/** Anomaly option bits. */
+#define TINYFIX_ANOMALY_LEARN_ANOMALIES 0x01u /**< also add anomalous samples to the window */
+
+enum tinyfix_fill_mode {
+	TINYFIX_FILL_LAST = 0, /**< missing sample takes the channel's last good value */
+	TINYFIX_FILL_MEAN = 1, /**< missing sample takes the channel's running mean */
+};
+
+/**
+ * Quantization of a tensor: real = scale * (q - zero_point), with
+ * scale = multiplier * 2^(shift - 31) and multiplier in [2^30, 2^31) (or 0 for scale 0),
+ * the same representation as TFLM's QuantizeMultiplier().
+ */
+struct tinyfix_quant {
+	int32_t multiplier;
+	int32_t shift;
+	int32_t zero_point;
+};
+
+/** What the model looks like; given once to tinyfix_init(). */
+struct tinyfix_model_info {
+	/** CRC32 (IEEE, as zlib.crc32) of the model flatbuffer the parameters must match. */
+	uint32_t model_crc;
+	/** Number of classes (output tensor elements). */
+	uint16_t n_classes;
+	/** Element type of the output tensor. */
+	enum tinyfix_dtype output_type;
+	/** Output quantization (ignored for float32). */
+	struct tinyfix_quant output_quant;
+	/** Input channels (e.g. 3 for an accelerometer); 0 when input correction is unused. */
+	uint16_t n_channels;
+	/** Input tensor quantization (int8 input tensor). */
+	struct tinyfix_quant input_quant;
+	/** Length of the int8 feature vector feeding the last layer; 0 if not available. */
+	uint16_t n_features;
+	/** Zero point of that feature vector. */
+	int32_t feature_zero_point;
+};
+
+/** Voting parameters (stage 4). */
+struct tinyfix_vote_params {
+	uint8_t mode;           /**< enum tinyfix_vote_mode */
+	uint8_t source;         /**< enum tinyfix_vote_source */
+	uint8_t threshold;      /**< score8 a window average must exceed, [0, 255] */
+	uint8_t min_count;      /**< frames needed in the window, [1, TINYFIX_MAX_VOTE_FRAMES] */
+	int32_t window_ms;      /**< averaging window in ms, [0, 600000] */
+	int32_t suppression_ms; /**< quiet time after a detection in ms, [0, 3600000] */
+};
+
+/** Adaptive threshold parameters (stage 5). */
+struct tinyfix_anomaly_params {
+	uint8_t mode;        /**< enum tinyfix_anomaly_mode */
+	uint8_t options;     /**< TINYFIX_ANOMALY_* bits */
+	uint16_t class_index; /**< which corrected logit is the anomaly score, < n_classes */
+	uint16_t window;     /**< samples in the sliding window, [2, TINYFIX_MAX_ANOMALY_WINDOW] */
+	uint16_t warmup;     /**< samples before any decision, [2, window] */
+	uint16_t alpha_q8;   /**< alpha in Q8.8, [1, 65535] (up to 256.0) */
+};
+
+/** Input correction parameters (tinyfix_input_correct()). */
+struct tinyfix_input_params {
+	uint8_t fill_mode;   /**< enum tinyfix_fill_mode */
+	uint8_t stats_shift; /**< running statistics rate 2^-shift per sample, [1, 15] */
+	uint16_t clip_k_q8;  /**< clip at mean +/- k * sigma, Q8.8; 0 = no clipping, else >= 128 */
+	/** Offset subtracted from each channel, Q16.16 (sensor units). */
+	int32_t offset[TINYFIX_MAX_CHANNELS];
+	/** Gain applied after the offset, Q16.16, (0, 64.0]. */
+	int32_t gain[TINYFIX_MAX_CHANNELS];
+};
+
+/** On-device adaptation parameters (tinyfix_adapt_label()). */
+struct tinyfix_adapt_params {
+	int32_t learning_rate; /**< Q16.16, [0, 1.0] */
+	int32_t clamp;         /**< largest bias change from the set value, Q16.16, [0, 64.0] */
+};
+
+#if TINYFIX_MAX_FEATURES > 0
+/**
+ * Re-fitted last layer (stage 0), TFLM int8 FULLY_CONNECTED arithmetic:
+ * acc = bias[c] + sum_f weights[c][f] * (feature[f] - feature_zero_point);
+ * out = clamp(MultiplyByQuantizedMultiplier(acc, multiplier, shift) + output zero point).
+ * The output is in the model output's quantization, so the stages after it are unchanged.
+ */
+struct tinyfix_head_params {
+	int32_t multiplier; /**< [2^30, 2^31) */
+	int32_t shift;      /**< [-31, 30] */
+	int32_t bias[TINYFIX_MAX_CLASSES];
+	/** Row-major [n_classes][n_features], only the first n_classes * n_features used. */
+	int8_t weights[TINYFIX_MAX_CLASSES * TINYFIX_MAX_FEATURES];
+};
+#endif
+
+/**
+ * One parameter set. Arrays are indexed by class (or channel); entries past n_classes (or
+ * n_channels) are ignored, and so not covered by the CRC. Fill it with
+ * tinyfix_params_identity(), change what the fit found, then tinyfix_params_seal().
+ */
+struct tinyfix_params {
+	uint16_t format_version; /**< TINYFIX_PARAMS_VERSION */
+	uint16_t flags;          /**< enum tinyfix_stage bits */
+	uint32_t model_crc;      /**< model this set was fitted for */
+	uint16_t n_classes;
+	uint16_t n_channels;     /**< input channels covered, 0 when the input stage is off */
+	uint16_t n_features;     /**< head inputs, 0 when the head stage is off */
+	uint8_t output_kind;     /**< enum tinyfix_output_kind */
+	/** 1/T of temperature scaling, Q16.16, [1/256, 64.0]. */
+	int32_t inv_temperature;
+	/** Vector scaling, Q16.16, [0, 64.0]. */
+	int32_t class_scale[TINYFIX_MAX_CLASSES];
+	/** Logit offset, Q16.16, [-1024.0, 1024.0]. Label shift is log(prior ratio) here. */
+	int32_t class_bias[TINYFIX_MAX_CLASSES];
+	/** Confidence threshold, Q15, [0, 32768]. */
+	uint16_t class_threshold[TINYFIX_MAX_CLASSES];
+	/** enum tinyfix_class_flag bits. */
+	uint8_t class_flags[TINYFIX_MAX_CLASSES];
+	struct tinyfix_vote_params vote;
+	struct tinyfix_anomaly_params anomaly;
+	struct tinyfix_input_params input;
+	struct tinyfix_adapt_params adapt;
+#if TINYFIX_MAX_FEATURES > 0
+	struct tinyfix_head_params head;
+#endif
+	/** CRC32 of the encoded blob before this field (tinyfix_params_seal()). */
+	uint32_t crc;
+};
+
+/** Everything tinyfix_process() reports for one frame. */
+struct tinyfix_result {
+	/** Corrected logits, Q16.16. */
+	int32_t logit[TINYFIX_MAX_CLASSES];
+	/** Corrected probabilities, Q15. */
+	uint16_t prob[TINYFIX_MAX_CLASSES];
+	int16_t top_class;
+	uint16_t top_prob; /**< Q15 */
+	/** top_class if top_prob >= its threshold (or thresholds off), else TINYFIX_NO_DECISION */
+	int16_t decision;
+
+	/** Voting: class on top of the window (-1 before any), its score8, and whether this
+	 *  frame starts a detection (vote_new) that is not background (vote_event).
+	 */
+	int16_t vote_class;
+	uint8_t vote_score;
+	bool vote_new;
+	bool vote_event;
+
+	/** Adaptive threshold: decision on this frame, and the window's mean and sigma (Q16.16)
+	 *  it was compared against (0 during warm-up).
+	 */
+	bool anomaly;
+	int32_t anomaly_mean;
+	int32_t anomaly_sigma;
+};
+
+/** Caller-owned state. Treat as opaque; its size is fixed by the TINYFIX_MAX_* options. */
+struct tinyfix_ctx {
+	struct tinyfix_model_info model;
+	struct tinyfix_params params;
+	int32_t eff_scale[TINYFIX_MAX_CLASSES];  /* inv_temperature * class_scale, Q16.16 */
+	int32_t bias_delta[TINYFIX_MAX_CLASSES]; /* on-device adaptation, Q16.16 */
+
+	int32_t vote_time[TINYFIX_MAX_VOTE_FRAMES];
+	uint8_t vote_score[TINYFIX_MAX_VOTE_FRAMES][TINYFIX_MAX_CLASSES];
+	uint8_t vote_head;
+	uint8_t vote_count;
+	int16_t vote_prev_top;
+	bool vote_prev_valid;
+	int32_t vote_prev_time;
+
+	int32_t anom_value[TINYFIX_MAX_ANOMALY_WINDOW];
+	uint16_t anom_head;
+	uint16_t anom_count;
+	int64_t anom_sum;
+	int64_t anom_sumsq;
+
+	int32_t in_mean[TINYFIX_MAX_CHANNELS];  /* Q16.16 */
+	int64_t in_var[TINYFIX_MAX_CHANNELS];   /* Q32.32 */
+	int32_t in_last[TINYFIX_MAX_CHANNELS];  /* Q16.16 */
+	uint32_t in_seen;
+	int32_t in_inv_multiplier; /* 1 / input scale, as struct tinyfix_quant */
+	int32_t in_inv_shift;
+
+	bool ready;
+};
+
+/* ---- Quantization helpers ------------------------------------------------------------ */
+
+/**
+ * @brief Represent a float scale as TFLM-style multiplier and shift.
+ *
+ * Reads the IEEE-754 bits, so it needs no libm and no FPU. Call at init, not per frame.
+ *
+ * @param scale      tensor scale, finite and >= 0
+ * @param zero_point tensor zero point
+ * @param q          out
+ * @retval TINYFIX_OK
+ * @retval TINYFIX_ERR_ARG  q is NULL, or scale is negative, NaN, infinite or too large
+ */
+int tinyfix_quant_from_float(float scale, int32_t zero_point, struct tinyfix_quant *q);
+
+/**
+ * @brief x * multiplier * 2^(shift - 31) rounded half up, saturated to int32.
+ *
+ * The dequantization primitive of every stage (not TFLM's requantize, see tinyfix_head).
+ */
+int32_t tinyfix_mul_q31(int64_t x, int32_t multiplier, int32_t shift);
+
+/* ---- Fixed-point math (exposed for tests and the host) ------------------------------- */
+
+/** e^x for x <= 0 in Q16.16, result in Q2.30 (2^30 = 1.0). x > 0 is treated as 0. */
+int32_t tinyfix_exp_q16(int32_t x);
+/** Natural log of a positive Q16.16 value, in Q16.16. x <= 0 returns INT32_MIN. */
+int32_t tinyfix_log_q16(int32_t x);
+/** About 2^61 / d for d in [2^30, 2^31), within a few units (Newton-Raphson, no division). */
+uint32_t tinyfix_recip_q30(uint32_t d);
+/** floor(sqrt(x)). */
+uint32_t tinyfix_isqrt64(uint64_t x);
+
+/* ---- CRC --------------------------------------------------------------------------- */
+
+/**
+ * @brief CRC-32/IEEE (reflected 0xEDB88320), chainable: tinyfix_crc32(0, buf, n) equals
+ * zlib.crc32(buf), and tinyfix_crc32(tinyfix_crc32(0, a, n), b, m) that of a then b.
+ */
+uint32_t tinyfix_crc32(uint32_t crc, const void *data, size_t len);
+
+/* ---- Parameters ---------------------------------------------------------------------- */
+
+/**
+ * @brief Fill a parameter set that changes nothing: stage SCALE with T = 1, scale 1, bias 0,
+ * every other stage off but with usable defaults, then seal it.
+ *
+ * @retval TINYFIX_OK
+ * @retval TINYFIX_ERR_ARG      a pointer is NULL
+ * @retval TINYFIX_ERR_CAPACITY the model has more classes than TINYFIX_MAX_CLASSES
+ */
+int tinyfix_params_identity(struct tinyfix_params *params, const struct tinyfix_model_info *model);
+
+/** @brief Compute and store params->crc over the encoded form. */
+void tinyfix_params_seal(struct tinyfix_params *params);
+
+/**
+ * @brief Check a parameter set against a model, without applying it.
+ *
+ * Checks, in this order: version, capacity of this build, the set's CRC, model CRC, counts
+ * against the model, then every range documented in struct tinyfix_params.
+ *
+ * @retval TINYFIX_OK
+ * @retval TINYFIX_ERR_ARG, TINYFIX_ERR_VERSION, TINYFIX_ERR_CAPACITY, TINYFIX_ERR_CRC,
+ *         TINYFIX_ERR_MODEL, TINYFIX_ERR_CLASSES, TINYFIX_ERR_RANGE, TINYFIX_ERR_UNSUPPORTED
+ *         (a stage this build or this model's tensor type cannot run)
+ */
+int tinyfix_params_validate(const struct tinyfix_params *params,
+			    const struct tinyfix_model_info *model);
+
+/** Bytes tinyfix_params_encode() writes for these counts. */
+size_t tinyfix_params_encoded_size(uint16_t n_classes, uint16_t n_channels, uint16_t n_features);
+
+/**
+ * @brief Serialize to the portable little-endian blob (the SET_PARAMS payload and the
+ * settings record). Layout: docs/params-format.md.
+ *
+ * @param params  set to encode (its crc field is written as is)
+ * @param buf     output buffer
+ * @param size    its size
+ * @param written bytes written (may be NULL)
+ * @retval TINYFIX_OK
+ * @retval TINYFIX_ERR_ARG      NULL pointer or counts above this build's capacity
+ * @retval TINYFIX_ERR_CAPACITY buf too small
+ */
+int tinyfix_params_encode(const struct tinyfix_params *params, uint8_t *buf, size_t size,
+			  size_t *written);
+
+/**
+ * @brief Parse a blob into a parameter set. Does not validate ranges or the CRC: call
+ * tinyfix_params_validate() (tinyfix_set_params() does).
+ *
+ * @retval TINYFIX_OK
+ * @retval TINYFIX_ERR_ARG      NULL pointer
+ * @retval TINYFIX_ERR_FORMAT   bad magic, truncated, or trailing bytes
+ * @retval TINYFIX_ERR_VERSION  unknown format version
+ * @retval TINYFIX_ERR_CAPACITY counts above this build's capacity
+ */
+int tinyfix_params_decode(const uint8_t *buf, size_t size, struct tinyfix_params *params);
+
+/* ---- Context ----------------------------------------------------------------------- */
+
+/**
+ * @brief Prepare a context for a model, with identity parameters.
+ *
+ * @retval TINYFIX_OK
+ * @retval TINYFIX_ERR_ARG         NULL pointer, n_classes < 2, or bad quantization
+ * @retval TINYFIX_ERR_CAPACITY    model larger than this build's TINYFIX_MAX_* sizes
+ * @retval TINYFIX_ERR_UNSUPPORTED float32 output in a build without TINYFIX_USE_FLOAT is fine;
+ *                                 this is returned for an unknown dtype
+ */
+int tinyfix_init(struct tinyfix_ctx *ctx, const struct tinyfix_model_info *model);
+
+/**
+ * @brief Validate and apply a parameter set atomically.
+ *
+ * On success the stream state (vote window, anomaly window, input statistics, adaptation)
+ * starts afresh. On any error the context is untouched and keeps its previous parameters.
+ *
+ * @retval TINYFIX_OK or any error of tinyfix_params_validate()
+ */
+int tinyfix_set_params(struct tinyfix_ctx *ctx, const struct tinyfix_params *params);
+
+/** @brief Forget the stream state (vote and anomaly windows, input statistics). */
+void tinyfix_reset_stream(struct tinyfix_ctx *ctx);
+
+/**
+ * @brief Correct one frame: stages 0-3 always as configured, then vote and anomaly when
+ * their stage flags are set (otherwise those result fields say "none").
+ *
+ * @param ctx      context
+ * @param raw      the model's output tensor data (type and quantization from model info)
+ * @param features int8 feature vector for the head stage, or NULL to skip the head
+ * @param time_ms  frame time, non-decreasing across calls (used by voting)
+ * @param res      out
+ * @retval TINYFIX_OK
+ * @retval TINYFIX_ERR_ARG  NULL ctx/raw/res or context not initialised
+ * @retval TINYFIX_ERR_TIME time_ms earlier than the previous frame's (state unchanged)
+ */
+int tinyfix_process(struct tinyfix_ctx *ctx, const void *raw, const int8_t *features,
+		    int32_t time_ms, struct tinyfix_result *res);
+
+/**
+ * @brief Feed one value to the adaptive threshold directly (stage 5 without stages 0-4),
+ * for applications whose anomaly score is not one of the model's outputs.
+ *
+ * @param score Q16.16, clamped to [-128.0, 128.0]
+ * @param res   out: only the anomaly fields are written
+ */
+int tinyfix_anomaly_update(struct tinyfix_ctx *ctx, int32_t score, struct tinyfix_result *res);
+
+/**
+ * @brief Correct and quantize one window of sensor samples into the model's int8 input.
+ *
+ * Per sample and channel: fill if TINYFIX_SAMPLE_MISSING, (x - offset) * gain, clip at the
+ * running mean +/- k * sigma (statistics as of the start of the window), update the running
+ * statistics, then q = round_half_away(x / input scale) + zero point, saturated to int8.
+ * With the input stage off only the quantization runs.
+ *
+ * @param samples interleaved [n_frames][n_channels], Q16.16 sensor units
+ * @param out     int8 [n_frames][n_channels]
+ * @retval TINYFIX_OK
+ * @retval TINYFIX_ERR_ARG NULL pointer, or model has no input channels
+ * @retval TINYFIX_ERR_UNSUPPORTED compiled out (TINYFIX_WITH_INPUT=0)
+ */
+int tinyfix_input_correct(struct tinyfix_ctx *ctx, const int32_t *samples, size_t n_frames,
+			  int8_t *out);
+
+/**
+ * @brief One bounded SGD step on the class biases from a label (stage ADAPT).
+ *
+ * Cross-entropy gradient on the corrected logits: bias[c] -= lr * (prob[c] - [c == label]),
+ * each bias kept within +/- clamp of its value in the applied parameter set.
+ *
+ * @param res   the result tinyfix_process() returned for the labelled frame
+ * @param label the true class
+ * @retval TINYFIX_OK
+ * @retval TINYFIX_ERR_ARG         NULL pointer or label out of range
+ * @retval TINYFIX_ERR_UNSUPPORTED stage ADAPT is off in the parameters
+ */
+int tinyfix_adapt_label(struct tinyfix_ctx *ctx, const struct tinyfix_result *res, int label);
+
+/** @brief Undo all adaptation: back to the biases of the applied parameter set. */
+void tinyfix_adapt_reset(struct tinyfix_ctx *ctx);
+
+/** @brief Short text for an error code ("" with TINYFIX_NO_ERRMSG). */
+const char *tinyfix_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TINYFIX_TINYFIX_H_ */

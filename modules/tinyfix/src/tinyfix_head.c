@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Stage 0: the re-fitted last layer, with the arithmetic of TFLM's reference int8
+ * FULLY_CONNECTED (per-tensor multiplier, doubling high multiply, rounding divide by a power
+ * of two), so the host's evaluation through this file is bit-exact to the device.
+ */
+
+#include "tinyfix_internal.h"
+
+#if TINYFIX_MAX_FEATURES > 0
+
+static int32_t doubling_high_mul(int32_t a, int32_t b)
+{
+	int64_t ab;
+	int64_t nudge;
+
+	if (a == INT32_MIN && b == INT32_MIN) {
+		return INT32_MAX;
+	}
+	ab = (int64_t)a * b;
+	nudge = ab >= 0 ? (1LL << 30) : (1 - (1LL << 30));
+	return (int32_t)((ab + nudge) / (1LL << 31)); /* C division truncates, as TFLM's */
+}
+
+static int32_t rounding_divide_pot(int32_t x, int exponent)
+{
+	const int32_t mask = (int32_t)((1LL << exponent) - 1);
+	const int32_t remainder = x & mask;
+	const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+
+	return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+static int32_t requantize(int32_t acc, int32_t multiplier, int32_t shift)
+{
+	const int left = shift > 0 ? shift : 0;
+	const int right = shift > 0 ? 0 : -shift;
+
+	return rounding_divide_pot(doubling_high_mul(tf_sat32((int64_t)acc * (1LL << left)),
+						     multiplier),
+				   right);
+}
+
+void tinyfix_head_run(const struct tinyfix_ctx *ctx, const int8_t *features, int8_t *out)
+{
+	const struct tinyfix_params *p = &ctx->params;
+	const struct tinyfix_head_params *h = &p->head;
+	const int32_t in_offset = -ctx->model.feature_zero_point;
+	const int8_t *w = h->weights;
+	uint16_t c, f;
+
+	for (c = 0; c < p->n_classes; c++) {
+		int32_t acc = h->bias[c];
+		int32_t v;
+
+		for (f = 0; f < p->n_features; f++) {
+			acc += (int32_t)(*w++) * ((int32_t)features[f] + in_offset);
+		}
+		v = requantize(acc, h->multiplier, h->shift) + ctx->model.output_quant.zero_point;
+		out[c] = (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
+	}
+}
+
+#endif /* TINYFIX_MAX_FEATURES > 0 */

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Shared between the core's source files; not part of the API.
+ */
+
+#ifndef TINYFIX_INTERNAL_H_
+#define TINYFIX_INTERNAL_H_
+
+#include <tinyfix/tinyfix.h>
+
+#define TF_Q16_SHIFT 16
+/* Anomaly scores kept within +/-128.0 so the sum of a window (<= 256 values) fits int32. */
+#define TF_SCORE_CLAMP ((1L << 23) - 1)
+
+static inline int32_t tf_sat32(int64_t v)
+{
+	if (v > INT32_MAX) {
+		return INT32_MAX;
+	}
+	if (v < INT32_MIN) {
+		return INT32_MIN;
+	}
+	return (int32_t)v;
+}
+
+static inline int64_t tf_clamp64(int64_t v, int64_t lo, int64_t hi)
+{
+	return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* Arithmetic right shift with round-half-up; GCC and Clang shift signed values arithmetically. */
+static inline int64_t tf_round_shift(int64_t v, int n)
+{
+	return n > 0 ? (v + ((int64_t)1 << (n - 1))) >> n : v;
+}
+
+/* Stage 3, shared by both stage 1-2 paths: top class, its probability and the decision. */
+static inline void tf_decide(const struct tinyfix_params *p, struct tinyfix_result *res,
+			     uint16_t top)
+{
+	res->top_class = (int16_t)top;
+	res->top_prob = res->prob[top];
+	res->decision = (int16_t)top;
+	if ((p->flags & TINYFIX_STAGE_THRESHOLD) != 0U &&
+	    res->top_prob < p->class_threshold[top]) {
+		res->decision = TINYFIX_NO_DECISION;
+	}
+}
+
+/* Stages 1-3 (tinyfix_scale.c or tinyfix_scale_float.c): raw (or head) output to result. */
+void tinyfix_correct_frame(const struct tinyfix_ctx *ctx, const void *raw,
+			   struct tinyfix_result *res);
+
+/* Stage 0: int8 features to int8 logits in the output quantization. */
+void tinyfix_head_run(const struct tinyfix_ctx *ctx, const int8_t *features, int8_t *out);
+
+/* Stage 4. The timestamp was checked by the caller. */
+void tinyfix_vote_step(struct tinyfix_ctx *ctx, const void *raw, int32_t time_ms,
+		       struct tinyfix_result *res);
+void tinyfix_vote_reset(struct tinyfix_ctx *ctx);
+bool tinyfix_vote_time_ok(const struct tinyfix_ctx *ctx, int32_t time_ms);
+
+/* Stage 5. */
+void tinyfix_anomaly_step(struct tinyfix_ctx *ctx, int32_t score, struct tinyfix_result *res);
+
+/* Reciprocal of the input scale for quantization, as multiplier and shift. */
+void tinyfix_input_prepare(struct tinyfix_ctx *ctx);
+
+#endif /* TINYFIX_INTERNAL_H_ */

@@ -1,0 +1,539 @@
+/*
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * TinyFix device link: executes the requests of docs/protocol.md against a tinyfix context.
+ * Everything is synchronous: a request is answered (or its CAPTURE stream sent) before the
+ * next received byte is looked at, so the receive buffer, the scratch buffer and the kept
+ * response are never in use twice.
+ */
+
+#include <string.h>
+
+#include <tinyfix/link.h>
+#include <tinyfix/tinyfix.h>
+#include <tinyfix/wire.h>
+
+#ifdef TINYFIX_NO_ERRMSG
+#define TEXT(s) NULL
+#else
+#define TEXT(s) (s)
+#endif
+
+/* Fixed payload bytes (docs/protocol.md section 5) that sizes are checked against. */
+#define INFER_RSP_FIXED_LEN 22
+#define CAPTURE_RSP_FIXED   11
+
+static uint32_t cycles_now(const struct tinyfix_link *link)
+{
+	return (link->ops->cycles != NULL) ? link->ops->cycles(link->user) : 0U;
+}
+
+static uint32_t uptime_now(const struct tinyfix_link *link)
+{
+	return (link->ops->uptime_ms != NULL) ? link->ops->uptime_ms(link->user) : 0U;
+}
+
+/* Elements of a tensor; 0 for a descriptor without dims. */
+static size_t tensor_elements(const struct tinyfix_wire_tensor *t)
+{
+	size_t n = 1U;
+
+	if (t->ndims == 0U || t->ndims > TINYFIX_WIRE_MAX_DIMS) {
+		return 0U;
+	}
+	for (uint8_t i = 0U; i < t->ndims; i++) {
+		n *= t->dims[i];
+	}
+	return n;
+}
+
+static uint8_t core_output_dtype(enum tinyfix_dtype dtype)
+{
+	switch (dtype) {
+	case TINYFIX_DTYPE_INT8:
+		return TINYFIX_WIRE_DTYPE_INT8;
+	case TINYFIX_DTYPE_INT16:
+		return TINYFIX_WIRE_DTYPE_INT16;
+	case TINYFIX_DTYPE_FLOAT32:
+		return TINYFIX_WIRE_DTYPE_FLOAT32;
+	default:
+		return TINYFIX_WIRE_DTYPE_NONE;
+	}
+}
+
+static uint8_t caps_of(const struct tinyfix_link *link)
+{
+	uint8_t caps = 0U;
+
+	if (link->ops->capture != NULL) {
+		caps |= TINYFIX_WIRE_CAP_CAPTURE;
+	}
+	if (link->n_features > 0U) {
+		caps |= TINYFIX_WIRE_CAP_FEATURES;
+	}
+	if (link->ops->persist != NULL) {
+		caps |= TINYFIX_WIRE_CAP_PERSIST;
+	}
+#if TINYFIX_WITH_ADAPT
+	caps |= TINYFIX_WIRE_CAP_ADAPT;
+#endif
+#if TINYFIX_USE_FLOAT
+	caps |= TINYFIX_WIRE_CAP_FLOAT;
+#endif
+	return caps;
+}
+
+/*
+ * FNV-1a over the header fields and payload. The frame CRC alone cannot tell two requests
+ * apart whose payload ends with its own CRC32, as every parameter blob does: the CRC32 of
+ * header, blob and blob CRC depends only on the header and the blob's length.
+ */
+static uint32_t request_hash(const struct tinyfix_wire_frame *req)
+{
+	const uint8_t hdr[4] = {req->version, req->type, req->flags, (uint8_t)req->payload_len};
+	uint32_t h = 2166136261U;
+
+	for (size_t i = 0; i < sizeof(hdr); i++) {
+		h = (h ^ hdr[i]) * 16777619U;
+	}
+	for (size_t i = 0; i < req->payload_len; i++) {
+		h = (h ^ req->payload[i]) * 16777619U;
+	}
+	return h;
+}
+
+/* ---- Sending ----------------------------------------------------------------------------- */
+
+static void keep(struct tinyfix_link *link, const struct tinyfix_wire_frame *req, int wire_len)
+{
+	link->kept_len = (size_t)wire_len;
+	link->kept_seq = req->seq;
+	link->kept_crc = req->crc;
+	link->kept_hash = request_hash(req);
+}
+
+/* Answer a request with ERROR; the reply is kept, so a repeat gets the same answer. */
+static void reply_error(struct tinyfix_link *link, const struct tinyfix_wire_frame *req,
+			int status, const char *text)
+{
+	int n = tinyfix_wire_error_build((int16_t)status, req, text, link->tx, link->tx_size);
+
+	if (n > 0) {
+		keep(link, req, n);
+		link->ops->write(link->user, link->tx, (size_t)n);
+	}
+}
+
+/*
+ * Frame the payload in scratch as the response to req, keep it and send it. In a CAPTURE
+ * stream each window replaces the previous one, so the last window is what stays kept.
+ */
+static void reply(struct tinyfix_link *link, const struct tinyfix_wire_frame *req, uint8_t flags,
+		  int payload_len)
+{
+	int n;
+
+	if (payload_len < 0) {
+		/* Sizes were checked at init; what is left is a response beyond max_frame. */
+		reply_error(link, req, TINYFIX_WIRE_ERR_TOO_LONG,
+			    TEXT("response exceeds max_frame"));
+		return;
+	}
+	n = tinyfix_wire_frame_build(req->type, req->seq, TINYFIX_WIRE_FLAG_RESPONSE | flags,
+				     link->scratch, (size_t)payload_len, link->tx, link->tx_size);
+	if (n < 0) {
+		reply_error(link, req, TINYFIX_WIRE_ERR_TOO_LONG, TEXT("response exceeds max_frame"));
+		return;
+	}
+	keep(link, req, n);
+	link->ops->write(link->user, link->tx, (size_t)n);
+}
+
+/* A damaged frame with a readable header: ERROR so the host retries now. Never kept. */
+static void reply_link_error(struct tinyfix_link *link, const struct tinyfix_wire_frame *f,
+			     int status)
+{
+	const char *text = NULL;
+	int n;
+
+	if (status == TINYFIX_WIRE_ERR_CRC) {
+		text = TEXT("frame CRC mismatch");
+	} else if (status == TINYFIX_WIRE_ERR_TOO_LONG) {
+		text = TEXT("frame longer than max_frame");
+	} else {
+		text = TEXT("bad framing");
+	}
+	n = tinyfix_wire_error_build((int16_t)status, f, text, link->err_wire,
+				     sizeof(link->err_wire));
+	if (n > 0) {
+		link->ops->write(link->user, link->err_wire, (size_t)n);
+	}
+}
+
+/* ---- Requests ---------------------------------------------------------------------------- */
+
+static void do_info(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
+{
+	struct tinyfix_wire_info info = link->info;
+
+	info.caps = caps_of(link);
+	info.max_frame = (uint16_t)link->rx.cap;
+	info.params_crc = link->ctx->params.crc;
+	info.params_format = link->ctx->params.format_version;
+	info.n_classes = link->ctx->model.n_classes;
+	info.max_classes = TINYFIX_MAX_CLASSES;
+	info.max_window = TINYFIX_MAX_VOTE_FRAMES;
+	reply(link, req, 0U, tinyfix_wire_info_encode(&info, link->scratch, link->scratch_size));
+}
+
+/* The INFER decision: a detection starting on this frame when voting, else the threshold's. */
+static int16_t decision_of(const struct tinyfix_ctx *ctx, const struct tinyfix_result *res)
+{
+	if ((ctx->params.flags & TINYFIX_STAGE_VOTE) != 0U) {
+		return res->vote_event ? res->vote_class : (int16_t)TINYFIX_NO_DECISION;
+	}
+	return res->decision;
+}
+
+static int invoke_model(struct tinyfix_link *link, const struct tinyfix_wire_infer_req *in,
+			int8_t *features, uint32_t *cycles)
+{
+	uint32_t start = cycles_now(link);
+	int err;
+
+	*cycles = 0U;
+	err = link->ops->invoke(link->user, in->input, in->input_len, link->raw, features, cycles);
+	if (*cycles == 0U) {
+		*cycles = cycles_now(link) - start;
+	}
+	if (err < 0 && (err > TINYFIX_WIRE_ERR_TYPE || err < TINYFIX_WIRE_ERR_NO_SPACE)) {
+		err = TINYFIX_WIRE_ERR_INVOKE;
+	}
+	return err;
+}
+
+static void do_infer(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
+{
+	struct tinyfix_ctx *ctx = link->ctx;
+	struct tinyfix_result *res = &link->result;
+	struct tinyfix_wire_infer_req in;
+	struct tinyfix_wire_infer_rsp rsp;
+	bool send_features = (req->flags & TINYFIX_WIRE_FLAG_FEATURES) != 0U &&
+			     link->n_features > 0U;
+	/* The head stage reads the features whatever the host asked. */
+	bool head = (ctx->params.flags & TINYFIX_STAGE_HEAD) != 0U && link->n_features > 0U &&
+		    ctx->model.n_features == link->n_features;
+	const int8_t *features = head ? link->features : NULL;
+	uint32_t start;
+	int32_t now;
+	int err;
+
+	err = tinyfix_wire_infer_req_decode(req->payload, req->payload_len, &in);
+	if (err == 0 && in.input_len != link->input_len) {
+		err = TINYFIX_WIRE_ERR_LENGTH;
+	}
+	if (err != 0) {
+		reply_error(link, req, err, TEXT("input must be exactly the input tensor"));
+		return;
+	}
+	if (in.label < -1 || in.label >= (int16_t)ctx->model.n_classes) {
+		reply_error(link, req, TINYFIX_WIRE_ERR_VALUE, TEXT("label out of range"));
+		return;
+	}
+
+	memset(&rsp, 0, sizeof(rsp));
+	err = invoke_model(link, &in, (send_features || head) ? link->features : NULL,
+			   &rsp.cycles_invoke);
+	if (err != 0) {
+		reply_error(link, req, err, TEXT("model invoke failed"));
+		return;
+	}
+	link->inferences++;
+
+	start = cycles_now(link);
+	if ((req->flags & TINYFIX_WIRE_FLAG_RESET) != 0U) {
+		tinyfix_reset_stream(ctx);
+	}
+	now = (int32_t)(uptime_now(link) & INT32_MAX);
+	err = tinyfix_process(ctx, link->raw, features, now, res);
+	if (err == TINYFIX_ERR_TIME) {
+		/* The uptime wrapped (after 24.8 days): the voting window starts afresh. */
+		tinyfix_reset_stream(ctx);
+		err = tinyfix_process(ctx, link->raw, features, now, res);
+	}
+#if TINYFIX_WITH_ADAPT
+	if (err == TINYFIX_OK && in.label >= 0 && (ctx->params.flags & TINYFIX_STAGE_ADAPT) != 0U) {
+		/* Cannot fail here: the label is in range and the stage is on. */
+		(void)tinyfix_adapt_label(ctx, res, in.label);
+	}
+#endif
+	rsp.cycles_tinyfix = cycles_now(link) - start;
+
+	if (err == TINYFIX_OK) {
+		rsp.top_class = res->top_class;
+		rsp.decision = decision_of(ctx, res);
+		rsp.top_conf = res->top_prob;
+	} else {
+		memset(res->prob, 0, sizeof(res->prob));
+		rsp.status = (int16_t)err;
+		rsp.top_class = -1;
+		rsp.decision = (int16_t)TINYFIX_NO_DECISION;
+	}
+	rsp.raw = link->raw;
+	rsp.raw_len = link->raw_len;
+	rsp.prob = res->prob;
+	rsp.n_prob = ctx->model.n_classes;
+	if (send_features) {
+		rsp.features = link->features;
+		rsp.n_features = link->n_features;
+	}
+	reply(link, req, 0U, tinyfix_wire_infer_rsp_encode(&rsp, link->scratch, link->scratch_size));
+}
+
+static void do_capture(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
+{
+	struct tinyfix_wire_capture_req in;
+	struct tinyfix_wire_capture_rsp rsp;
+	/* The window is read into tx, which is free until its frame is built there. */
+	size_t align = (size_t)((4U - ((uintptr_t)link->tx & 3U)) & 3U);
+	void *values = &link->tx[align];
+	size_t cap = link->scratch_size - CAPTURE_RSP_FIXED;
+	size_t size;
+	int err;
+
+	err = tinyfix_wire_capture_req_decode(req->payload, req->payload_len, &in);
+	if (err == 0 && link->ops->capture == NULL) {
+		err = TINYFIX_WIRE_ERR_UNSUPPORTED;
+	}
+	if (err != 0) {
+		reply_error(link, req, err, TEXT("cannot capture that"));
+		return;
+	}
+	size = tinyfix_wire_dtype_size(in.dtype);
+	if (cap > link->tx_size - align) {
+		cap = link->tx_size - align;
+	}
+	for (uint16_t i = 0U; i < in.count; i++) {
+		uint16_t n_values = 0U;
+		uint32_t t_ms = 0U;
+		bool last = (uint16_t)(i + 1U) == in.count;
+
+		err = link->ops->capture(link->user, in.dtype, values, cap, &n_values, &t_ms);
+		if (err == 0 && (size_t)n_values * size > cap) {
+			err = TINYFIX_WIRE_ERR_SENSOR;
+		}
+		if (err != 0) {
+			reply_error(link, req, err < 0 ? err : TINYFIX_WIRE_ERR_SENSOR,
+				    TEXT("sensor read failed"));
+			return;
+		}
+		rsp.index = i;
+		rsp.count = in.count;
+		rsp.t_ms = t_ms;
+		rsp.n_values = n_values;
+		rsp.dtype = in.dtype;
+		rsp.data = values;
+		reply(link, req, last ? 0U : TINYFIX_WIRE_FLAG_MORE,
+		      tinyfix_wire_capture_rsp_encode(&rsp, link->scratch, link->scratch_size));
+	}
+}
+
+static void do_get_params(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
+{
+	size_t written = 0U;
+	int err = tinyfix_params_encode(&link->ctx->params, link->scratch, link->scratch_size,
+					&written);
+
+	reply(link, req, 0U, (err == TINYFIX_OK) ? (int)written : TINYFIX_WIRE_ERR_NO_SPACE);
+}
+
+static void do_set_params(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
+{
+	struct tinyfix_wire_setp_rsp rsp = {0};
+	int err;
+
+	err = tinyfix_params_decode(req->payload, req->payload_len, &link->staging);
+	if (err == TINYFIX_OK) {
+		/* Validation and the switch are one call: a refused set leaves the old one. */
+		err = tinyfix_set_params(link->ctx, &link->staging);
+	}
+	rsp.status = (int16_t)err;
+	rsp.params_crc = link->ctx->params.crc;
+	if (err == TINYFIX_OK && (req->flags & TINYFIX_WIRE_FLAG_NO_PERSIST) == 0U &&
+	    link->ops->persist != NULL) {
+		/* The request payload is exactly the blob the core accepted. */
+		rsp.persisted = (link->ops->persist(link->user, req->payload, req->payload_len) == 0)
+					? 1U
+					: 0U;
+	}
+	reply(link, req, 0U, tinyfix_wire_setp_rsp_encode(&rsp, link->scratch, link->scratch_size));
+}
+
+static void do_stats(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
+{
+	struct tinyfix_wire_stats stats;
+
+	tinyfix_link_stats(link, &stats);
+	reply(link, req, 0U, tinyfix_wire_stats_encode(&stats, link->scratch, link->scratch_size));
+}
+
+static void dispatch(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
+{
+	if (req->version != TINYFIX_WIRE_VERSION) {
+		reply_error(link, req, TINYFIX_WIRE_ERR_VERSION, TEXT("protocol version 1 only"));
+		return;
+	}
+	switch (req->type) {
+	case TINYFIX_WIRE_MSG_INFO:
+		do_info(link, req);
+		break;
+	case TINYFIX_WIRE_MSG_INFER:
+		do_infer(link, req);
+		break;
+	case TINYFIX_WIRE_MSG_CAPTURE:
+		do_capture(link, req);
+		break;
+	case TINYFIX_WIRE_MSG_GET_PARAMS:
+		do_get_params(link, req);
+		break;
+	case TINYFIX_WIRE_MSG_SET_PARAMS:
+		do_set_params(link, req);
+		break;
+	case TINYFIX_WIRE_MSG_STATS:
+		do_stats(link, req);
+		break;
+	default:
+		reply_error(link, req, TINYFIX_WIRE_ERR_TYPE, TEXT("unknown message type"));
+		break;
+	}
+}
+
+/* A valid frame: ignore responses (an echo), replay a repeat, else execute. */
+static int on_frame(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
+{
+	if ((req->flags & TINYFIX_WIRE_FLAG_RESPONSE) != 0U) {
+		return 0;
+	}
+	if (link->kept_len > 0U && req->seq == link->kept_seq && req->crc == link->kept_crc &&
+	    request_hash(req) == link->kept_hash) {
+		link->replays++;
+		link->ops->write(link->user, link->tx, link->kept_len);
+		return 1;
+	}
+	/* tx is about to be reused: the old response can no longer be replayed. */
+	link->kept_len = 0U;
+	dispatch(link, req);
+	return 1;
+}
+
+/* ---- API --------------------------------------------------------------------------------- */
+
+static int check_model(struct tinyfix_link *link)
+{
+	const struct tinyfix_model_info *model = &link->ctx->model;
+	const struct tinyfix_wire_info *info = &link->info;
+	size_t out_size = tinyfix_wire_dtype_size(info->output.dtype);
+	size_t n_features = tensor_elements(&info->feature);
+	size_t infer_rsp;
+	size_t blob;
+
+	if (info->output.dtype != core_output_dtype(model->output_type) ||
+	    tensor_elements(&info->output) != model->n_classes) {
+		return TINYFIX_WIRE_ERR_VALUE;
+	}
+	link->input_len = tensor_elements(&info->input) * tinyfix_wire_dtype_size(info->input.dtype);
+	if (link->input_len == 0U) {
+		return TINYFIX_WIRE_ERR_UNSUPPORTED;
+	}
+	link->raw_len = (uint16_t)(model->n_classes * out_size);
+	if (info->feature.dtype != TINYFIX_WIRE_DTYPE_NONE) {
+		if (info->feature.dtype != TINYFIX_WIRE_DTYPE_INT8 || n_features == 0U) {
+			return TINYFIX_WIRE_ERR_UNSUPPORTED;
+		}
+		if (n_features > TINYFIX_LINK_MAX_FEATURES) {
+			return TINYFIX_WIRE_ERR_NO_SPACE;
+		}
+		link->n_features = (uint16_t)n_features;
+	}
+	infer_rsp = INFER_RSP_FIXED_LEN + link->raw_len + 2U * model->n_classes + link->n_features;
+	blob = tinyfix_params_encoded_size(model->n_classes, model->n_channels, model->n_features);
+	if (infer_rsp > link->scratch_size || blob > link->scratch_size ||
+	    TINYFIX_WIRE_OVERHEAD + link->input_len + 2U > link->rx.cap) {
+		return TINYFIX_WIRE_ERR_NO_SPACE;
+	}
+	return 0;
+}
+
+int tinyfix_link_init(struct tinyfix_link *link, struct tinyfix_ctx *ctx,
+		      const struct tinyfix_link_ops *ops, void *user,
+		      const struct tinyfix_link_buffers *bufs)
+{
+	int err;
+
+	if (link == NULL || ctx == NULL || !ctx->ready || ops == NULL || bufs == NULL ||
+	    ops->write == NULL || ops->info == NULL || ops->invoke == NULL || bufs->rx == NULL ||
+	    bufs->tx == NULL || bufs->scratch == NULL || bufs->rx_size < TINYFIX_WIRE_MIN_FRAME ||
+	    bufs->rx_size > TINYFIX_WIRE_MAX_FRAME_LIMIT) {
+		return TINYFIX_WIRE_ERR_VALUE;
+	}
+	if (bufs->tx_size < TINYFIX_LINK_TX_SIZE(bufs->rx_size) ||
+	    bufs->scratch_size < TINYFIX_LINK_SCRATCH_SIZE(bufs->rx_size)) {
+		return TINYFIX_WIRE_ERR_NO_SPACE;
+	}
+	memset(link, 0, sizeof(*link));
+	(void)tinyfix_wire_rx_init(&link->rx, bufs->rx, bufs->rx_size);
+	link->ctx = ctx;
+	link->ops = ops;
+	link->user = user;
+	link->tx = bufs->tx;
+	link->tx_size = bufs->tx_size;
+	link->scratch = bufs->scratch;
+	/* Never build a response larger than the frames this device accepts. */
+	link->scratch_size = TINYFIX_LINK_SCRATCH_SIZE(bufs->rx_size);
+	ops->info(user, &link->info);
+	err = check_model(link);
+	if (err != 0) {
+		link->ops = NULL;
+	}
+	return err;
+}
+
+int tinyfix_link_feed(struct tinyfix_link *link, const uint8_t *data, size_t len)
+{
+	int answered = 0;
+
+	if (link == NULL || link->ops == NULL || (data == NULL && len > 0U)) {
+		return TINYFIX_WIRE_ERR_VALUE;
+	}
+	while (len > 0U) {
+		struct tinyfix_wire_frame frame;
+		size_t used = 0U;
+		int ret = tinyfix_wire_rx_push(&link->rx, data, len, &used, &frame);
+
+		if (ret == TINYFIX_WIRE_RX_FRAME) {
+			answered += on_frame(link, &frame);
+		} else if (ret < 0 && frame.has_hdr) {
+			reply_link_error(link, &frame, ret);
+		}
+		data += used;
+		len -= used;
+	}
+	return answered;
+}
+
+void tinyfix_link_stats(const struct tinyfix_link *link, struct tinyfix_wire_stats *stats)
+{
+	memset(stats, 0, sizeof(*stats));
+	stats->uptime_ms = uptime_now(link);
+	stats->frames_ok = link->rx.frames_ok;
+	stats->crc_errors = link->rx.crc_errors;
+	stats->framing_errors = link->rx.framing_errors;
+	stats->inferences = link->inferences;
+	stats->params_crc = link->ctx->params.crc;
+	stats->replays = link->replays;
+}
+
+void tinyfix_link_forget(struct tinyfix_link *link)
+{
+	link->kept_len = 0U;
+}
