@@ -24,9 +24,15 @@ def test_blob_round_trips_and_keeps_the_crc(core, model12, bias, thr, inv_t):
 
 
 def test_blob_size_depends_on_counts_not_on_the_build(core, model12):
+    size = core.lib.tinyfix_params_encoded_size
     blob = Params.identity(core, model12).encode()
-    assert len(blob) == core.lib.tinyfix_params_encoded_size(12, 0, 0)
-    assert len(blob) < 200
+    assert len(blob) == size(12, 0, 0)
+    # scale, bias (4 + 4), threshold and prior (2 + 2) and flags (1) per class; offset, gain,
+    # reference mean and std (4 x 4) per channel; a head adds a bias per class and a weight
+    # per class and feature, plus multiplier and shift.
+    assert size(13, 0, 0) - size(12, 0, 0) == 13
+    assert size(12, 1, 0) - size(12, 0, 0) == 16
+    assert size(12, 0, 10) - size(12, 0, 0) == 8 + 12 * 4 + 12 * 10
 
 
 @given(st.data())
@@ -53,7 +59,7 @@ def test_any_flipped_bit_is_caught(core, model12, data):
         (lambda c: c.class_threshold.__setitem__(0, 40000), "TINYFIX_ERR_RANGE"),
         (lambda c: setattr(c.vote, "min_count", 0), "TINYFIX_ERR_RANGE"),
         (lambda c: setattr(c.anomaly, "class_index", 12), "TINYFIX_ERR_RANGE"),
-        (lambda c: setattr(c, "flags", 0x80), "TINYFIX_ERR_RANGE"),
+        (lambda c: setattr(c, "flags", 0x100), "TINYFIX_ERR_RANGE"),
         (lambda c: setattr(c, "n_classes", 11), "TINYFIX_ERR_CLASSES"),
         (lambda c: setattr(c, "n_classes", 65), "TINYFIX_ERR_CAPACITY"),
         (lambda c: setattr(c, "flags", 0x01 | 0x02), "TINYFIX_ERR_UNSUPPORTED"),

@@ -37,7 +37,8 @@ from tinyfix.wire import (
 
 TINYFIX_ERR_MODEL = -4
 TINYFIX_ERR_FORMAT = -9
-STAGE_SCALE, STAGE_ADAPT = 0x02, 0x40
+STAGE_ADAPT, STAGE_MONITOR = 0x40, 0x80
+DRIFT_ADVISED, DRIFT_CONF = 0x01, 0x02
 N_IN, N_CLASSES, N_FEATURES = 24, 6, 10
 MODEL = ModelInfo(model_crc=0xC0FFEE06, n_classes=N_CLASSES, output_type="int8",
                   output_scale=0.09375, output_zero_point=-7, n_features=N_FEATURES,
@@ -397,6 +398,24 @@ def test_stats_count_frames_errors_inferences_and_replays(link, device, core):
     assert stats.replays == 1
     assert stats.params_crc == Params.identity(core, MODEL).crc
     assert stats.uptime_ms == 1234
+
+
+def test_stats_carry_the_drift_monitor_flags_and_leave_its_one_shot_to_the_app(link, device,
+                                                                              core):
+    p = Params.identity(core, MODEL)
+    p.c.flags |= STAGE_MONITOR
+    m = p.c.monitor
+    m.rate_shift, m.min_frames = 1, 2
+    m.ref_conf, m.conf_drop, m.prior_tv = 32768, 1000, 32768  # calibrated: fully confident
+    link.set_params(p.seal().encode())
+    assert link.device_stats().drift_flags == 0
+    for _ in range(4):
+        link.infer(bytes(N_IN))  # all-zero input: flat outputs, low confidence
+    flags = link.device_stats().drift_flags
+    assert flags & DRIFT_ADVISED and flags & DRIFT_CONF
+    drift = core.ffi.new("struct tinyfix_drift *")
+    assert core.lib.tinyfix_drift_status(device.corrector.ctx, drift) == 0
+    assert drift.newly_advised
 
 
 def test_a_model_that_does_not_fit_the_frame_is_refused_at_init(core):

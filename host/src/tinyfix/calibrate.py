@@ -22,6 +22,7 @@ from tinyfix.core import Core, ModelInfo, Params
 from tinyfix.device import Device, open_device
 from tinyfix.errors import TinyfixError
 from tinyfix.fit import Evaluation, FitOptions, FitResult, fit_classification, fit_streaming
+from tinyfix.fit.monitor import add_monitor
 from tinyfix.report import CurvePoint, print_summary, write_report
 
 
@@ -119,6 +120,7 @@ def _classification(job: CalibrateJob, device: Device | None, core: Core,
     raw_cal, raw_ev = _raw_pair(job, device, core, cal, ev, np.concatenate([cal.y, ev.y]),
                                 console)
     result = fit_classification(raw_cal, cal.y, _model(job, device, core), _options(job), core)
+    add_monitor(result, raw_cal, cal.x)
     return result, result.evaluate(raw_ev, ev.y), data.class_names, []
 
 
@@ -133,6 +135,7 @@ def _streaming(job: CalibrateJob, device: Device | None, core: Core,
     raw_cal, raw_ev = _raw_pair(job, device, core, cal, ev, no_labels, console)
     result = fit_streaming(raw_cal, cal.t_ms, cal.events, _model(job, device, core),
                            data.background, _options(job), core)
+    add_monitor(result, raw_cal, cal.x)
     chosen = result.float_params.vote
     curve = [CurvePoint(s.false_accepts_per_hour, s.false_reject_rate, v == chosen)
              for v, s in result.vote_trials]

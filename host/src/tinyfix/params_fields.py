@@ -35,7 +35,7 @@ Q8 = Format("Q8.8", 256)
 SCORE8 = Format("score8", 256)  # probability * 256
 INT = Format("integer")
 STAGES = Format("stage bits", bits=("head", "scale", "threshold", "vote", "anomaly", "input",
-                                    "adapt"))
+                                    "adapt", "monitor"))
 CLASS_FLAGS = Format("class flag bits", bits=("background",))
 ANOMALY_OPTIONS = Format("anomaly option bits", bits=("learn_anomalies",))
 
@@ -81,6 +81,16 @@ FIELDS: tuple[Field, ...] = (
     Field("input.gain", "input-gain", Q16, "channels", "gain", "channel"),
     Field("adapt.learning_rate", "adapt-learning-rate", Q16, "adapt", "learning_rate"),
     Field("adapt.clamp", "adapt-clamp", Q16, "adapt", "clamp"),
+    Field("monitor.rate_shift", "monitor-rate-shift", INT, "monitor", "rate_shift"),
+    Field("monitor.min_frames", "monitor-min-frames", INT, "monitor", "min_frames"),
+    Field("monitor.ref_conf", "monitor-ref-conf", Q15, "monitor", "ref_conf"),
+    Field("monitor.conf_drop", "monitor-conf-drop", Q15, "monitor", "conf_drop"),
+    Field("monitor.prior_tv", "monitor-prior-tv", Q15, "monitor", "prior_tv"),
+    Field("monitor.input_z_q8", "monitor-input-z-q8", Q8, "monitor", "input_z"),
+    Field("monitor.ref_prior", "monitor-ref-prior", Q15, "classes", "ref_prior", "class"),
+    Field("monitor.ref_in_mean", "monitor-ref-in-mean", Q16, "channels", "ref_in_mean",
+          "channel"),
+    Field("monitor.ref_in_std", "monitor-ref-in-std", Q16, "channels", "ref_in_std", "channel"),
     Field("n_channels", "n-channels", INT, "", "n_channels"),
     Field("n_features", "n-features", INT, "", "n_features"),
     Field("head.multiplier", "head-multiplier", INT, "head", "multiplier", "head"),

@@ -27,7 +27,7 @@ YAML_HEADER = """\
 # `real` = q / 65536 (Q16.16), / 32768 (Q15), / 256 (Q8.8 and score8). To change a value,
 # edit q (or delete q and give real) and delete params_crc.
 """
-GROUP_ORDER = ("vote", "anomaly", "input", "adapt")
+GROUP_ORDER = ("vote", "anomaly", "input", "adapt", "monitor")
 DEVICE_DEFAULTS = {"CONFIG_TINYFIX_MAX_VOTE_FRAMES": 16, "CONFIG_TINYFIX_MAX_ANOMALY_WINDOW": 64,
                    "CONFIG_TINYFIX_MAX_CHANNELS": 8}
 STAGE_ADAPT = 0x40

@@ -35,6 +35,10 @@ void tinyfix_reset_stream(struct tinyfix_ctx *ctx)
 	memset(ctx->in_var, 0, sizeof(ctx->in_var));
 	memset(ctx->in_last, 0, sizeof(ctx->in_last));
 	ctx->in_seen = 0;
+	ctx->mon_conf = 0;
+	memset(ctx->mon_hist, 0, sizeof(ctx->mon_hist));
+	ctx->mon_frames = 0;
+	ctx->mon_advised = false;
 }
 
 int tinyfix_init(struct tinyfix_ctx *ctx, const struct tinyfix_model_info *model)
@@ -128,6 +132,11 @@ int tinyfix_process(struct tinyfix_ctx *ctx, const void *raw, const int8_t *feat
 	res->anomaly_mean = 0;
 	res->anomaly_sigma = 0;
 	(void)p; /* unused when every optional stage is compiled out */
+#if TINYFIX_WITH_MONITOR
+	if ((p->flags & TINYFIX_STAGE_MONITOR) != 0U) {
+		tinyfix_monitor_step(ctx, res);
+	}
+#endif
 #if TINYFIX_WITH_ANOMALY
 	if ((p->flags & TINYFIX_STAGE_ANOMALY) != 0U) {
 		tinyfix_anomaly_step(ctx, res->logit[p->anomaly.class_index], res);

@@ -55,15 +55,17 @@ int tinyfix_input_correct(struct tinyfix_ctx *ctx, const int32_t *samples, size_
 	}
 	ch = ctx->model.n_channels;
 	ip = &ctx->params.input;
-	if ((ctx->params.flags & TINYFIX_STAGE_INPUT) == 0U) {
+	if ((ctx->params.flags & (TINYFIX_STAGE_INPUT | TINYFIX_STAGE_MONITOR)) == 0U) {
 		for (f = 0; f < n_frames * ch; f++) {
 			out[f] = quantize(ctx, samples[f] == TINYFIX_SAMPLE_MISSING ? 0 : samples[f]);
 		}
 		return TINYFIX_OK;
 	}
+	/* The monitor alone keeps statistics of the inputs but changes none of them. */
+	const bool correct = (ctx->params.flags & TINYFIX_STAGE_INPUT) != 0U;
 
 	/* Clip bounds from the statistics at the start of the window: one sqrt per channel. */
-	clip = ip->clip_k_q8 != 0U && ctx->in_seen >= (1UL << ip->stats_shift);
+	clip = correct && ip->clip_k_q8 != 0U && ctx->in_seen >= (1UL << ip->stats_shift);
 	for (c = 0; clip && c < ch; c++) {
 		int64_t bound = ((int64_t)ip->clip_k_q8 * tinyfix_isqrt64((uint64_t)ctx->in_var[c])) >> 8;
 
@@ -77,11 +79,14 @@ int tinyfix_input_correct(struct tinyfix_ctx *ctx, const int32_t *samples, size_
 			int32_t x;
 
 			if (raw == TINYFIX_SAMPLE_MISSING) {
-				x = ip->fill_mode == TINYFIX_FILL_LAST ? ctx->in_last[c]
-								       : ctx->in_mean[c];
+				x = !correct ? 0
+				    : ip->fill_mode == TINYFIX_FILL_LAST ? ctx->in_last[c]
+									 : ctx->in_mean[c];
 			} else {
-				x = tf_sat32(tf_round_shift(((int64_t)raw - ip->offset[c]) * ip->gain[c],
-							    TF_Q16_SHIFT));
+				x = !correct ? raw
+				    : tf_sat32(tf_round_shift(((int64_t)raw - ip->offset[c]) *
+									ip->gain[c],
+								TF_Q16_SHIFT));
 				if (clip) {
 					x = (int32_t)tf_clamp64(x, lo[c], hi[c]);
 				}

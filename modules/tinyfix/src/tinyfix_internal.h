@@ -63,6 +63,9 @@ bool tinyfix_vote_time_ok(const struct tinyfix_ctx *ctx, int32_t time_ms);
 /* Stage 5. */
 void tinyfix_anomaly_step(struct tinyfix_ctx *ctx, int32_t score, struct tinyfix_result *res);
 
+/* Drift monitor: fold one frame's result into the running statistics. */
+void tinyfix_monitor_step(struct tinyfix_ctx *ctx, const struct tinyfix_result *res);
+
 /* Reciprocal of the input scale for quantization, as multiplier and shift. */
 void tinyfix_input_prepare(struct tinyfix_ctx *ctx);
 

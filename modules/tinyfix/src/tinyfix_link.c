@@ -131,18 +131,17 @@ static void reply_error(struct tinyfix_link *link, const struct tinyfix_wire_fra
 static void reply(struct tinyfix_link *link, const struct tinyfix_wire_frame *req, uint8_t flags,
 		  int payload_len)
 {
-	int n;
+	int n = payload_len;
 
-	if (payload_len < 0) {
+	if (n >= 0) {
+		n = tinyfix_wire_frame_build(req->type, req->seq,
+					     TINYFIX_WIRE_FLAG_RESPONSE | flags, link->scratch,
+					     (size_t)payload_len, link->tx, link->tx_size);
+	}
+	if (n < 0) {
 		/* Sizes were checked at init; what is left is a response beyond max_frame. */
 		reply_error(link, req, TINYFIX_WIRE_ERR_TOO_LONG,
 			    TEXT("response exceeds max_frame"));
-		return;
-	}
-	n = tinyfix_wire_frame_build(req->type, req->seq, TINYFIX_WIRE_FLAG_RESPONSE | flags,
-				     link->scratch, (size_t)payload_len, link->tx, link->tx_size);
-	if (n < 0) {
-		reply_error(link, req, TINYFIX_WIRE_ERR_TOO_LONG, TEXT("response exceeds max_frame"));
 		return;
 	}
 	keep(link, req, n);
@@ -287,7 +286,8 @@ static void do_infer(struct tinyfix_link *link, const struct tinyfix_wire_frame 
 		rsp.features = link->features;
 		rsp.n_features = link->n_features;
 	}
-	reply(link, req, 0U, tinyfix_wire_infer_rsp_encode(&rsp, link->scratch, link->scratch_size));
+	reply(link, req, 0U,
+	      tinyfix_wire_infer_rsp_encode(&rsp, link->scratch, link->scratch_size));
 }
 
 static void do_capture(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
@@ -362,9 +362,8 @@ static void do_set_params(struct tinyfix_link *link, const struct tinyfix_wire_f
 	if (err == TINYFIX_OK && (req->flags & TINYFIX_WIRE_FLAG_NO_PERSIST) == 0U &&
 	    link->ops->persist != NULL) {
 		/* The request payload is exactly the blob the core accepted. */
-		rsp.persisted = (link->ops->persist(link->user, req->payload, req->payload_len) == 0)
-					? 1U
-					: 0U;
+		err = link->ops->persist(link->user, req->payload, req->payload_len);
+		rsp.persisted = (err == 0) ? 1U : 0U;
 	}
 	reply(link, req, 0U, tinyfix_wire_setp_rsp_encode(&rsp, link->scratch, link->scratch_size));
 }
@@ -441,7 +440,8 @@ static int check_model(struct tinyfix_link *link)
 	    tensor_elements(&info->output) != model->n_classes) {
 		return TINYFIX_WIRE_ERR_VALUE;
 	}
-	link->input_len = tensor_elements(&info->input) * tinyfix_wire_dtype_size(info->input.dtype);
+	link->input_len =
+		tensor_elements(&info->input) * tinyfix_wire_dtype_size(info->input.dtype);
 	if (link->input_len == 0U) {
 		return TINYFIX_WIRE_ERR_UNSUPPORTED;
 	}
@@ -521,9 +521,23 @@ int tinyfix_link_feed(struct tinyfix_link *link, const uint8_t *data, size_t len
 	return answered;
 }
 
+/* The drift monitor's flags, without using up its one-shot "newly advised" for the app. */
+static uint32_t drift_flags(struct tinyfix_ctx *ctx)
+{
+	struct tinyfix_drift drift;
+	bool advised = ctx->mon_advised;
+
+	if (tinyfix_drift_status(ctx, &drift) != TINYFIX_OK) {
+		return 0U;
+	}
+	ctx->mon_advised = advised;
+	return drift.flags;
+}
+
 void tinyfix_link_stats(const struct tinyfix_link *link, struct tinyfix_wire_stats *stats)
 {
 	memset(stats, 0, sizeof(*stats));
+	stats->drift_flags = drift_flags(link->ctx);
 	stats->uptime_ms = uptime_now(link);
 	stats->frames_ok = link->rx.frames_ok;
 	stats->crc_errors = link->rx.crc_errors;

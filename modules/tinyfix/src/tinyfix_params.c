@@ -66,6 +66,15 @@ static const struct field fields[] = {
 	A(input.gain, 1, 1, Q16(64), COUNT_CHANNELS),
 	S(adapt.learning_rate, 1, 0, TINYFIX_Q16_ONE),
 	S(adapt.clamp, 1, 0, Q16(64)),
+	S(monitor.rate_shift, 0, 1, 15),
+	S(monitor.min_frames, 0, 1, 65535),
+	S(monitor.ref_conf, 0, 0, TINYFIX_Q15_ONE),
+	S(monitor.conf_drop, 0, 0, TINYFIX_Q15_ONE),
+	S(monitor.prior_tv, 0, 0, TINYFIX_Q15_ONE),
+	S(monitor.input_z_q8, 0, 0, 65535),
+	A(monitor.ref_prior, 0, 0, TINYFIX_Q15_ONE, COUNT_CLASSES),
+	A(monitor.ref_in_mean, 1, -(1 << 30), 1 << 30, COUNT_CHANNELS),
+	A(monitor.ref_in_std, 1, 1, 1 << 30, COUNT_CHANNELS),
 #if TINYFIX_MAX_FEATURES > 0
 	{offsetof(struct tinyfix_params, head.multiplier), 4, 1, COUNT_HEAD_ONE, 1 << 30, INT32_MAX},
 	{offsetof(struct tinyfix_params, head.shift), 4, 1, COUNT_HEAD_ONE, -31, 30},
@@ -323,6 +332,7 @@ static const uint16_t compiled_out = (TINYFIX_WITH_VOTE ? 0U : TINYFIX_STAGE_VOT
 				     (TINYFIX_WITH_ANOMALY ? 0U : TINYFIX_STAGE_ANOMALY) |
 				     (TINYFIX_WITH_INPUT ? 0U : TINYFIX_STAGE_INPUT) |
 				     (TINYFIX_WITH_ADAPT ? 0U : TINYFIX_STAGE_ADAPT) |
+				     (TINYFIX_WITH_MONITOR ? 0U : TINYFIX_STAGE_MONITOR) |
 				     (TINYFIX_MAX_FEATURES > 0 ? 0U : TINYFIX_STAGE_HEAD);
 
 static int check_ranges(const struct tinyfix_params *p)
@@ -433,6 +443,14 @@ int tinyfix_params_identity(struct tinyfix_params *params, const struct tinyfix_
 	}
 	params->adapt.learning_rate = TINYFIX_Q16_ONE / 64;
 	params->adapt.clamp = 2 * TINYFIX_Q16_ONE;
+	/* A monitor that never advises until the host stores reference figures. */
+	params->monitor.rate_shift = 7;
+	params->monitor.min_frames = 256;
+	params->monitor.conf_drop = TINYFIX_Q15_ONE;
+	params->monitor.prior_tv = TINYFIX_Q15_ONE;
+	for (c = 0; c < model->n_channels; c++) {
+		params->monitor.ref_in_std[c] = TINYFIX_Q16_ONE;
+	}
 	tinyfix_params_seal(params);
 	return TINYFIX_OK;
 }

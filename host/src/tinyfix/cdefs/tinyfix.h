@@ -12,6 +12,10 @@
 #define TINYFIX_SAMPLE_MISSING ...
 #define TINYFIX_STAGE_ALL ...
 #define TINYFIX_ANOMALY_LEARN_ANOMALIES ...
+#define TINYFIX_DRIFT_ADVISED ...
+#define TINYFIX_DRIFT_CONF ...
+#define TINYFIX_DRIFT_PRIOR ...
+#define TINYFIX_DRIFT_INPUT ...
 
 #define TINYFIX_OK ...
 #define TINYFIX_ERR_ARG ...
@@ -29,7 +33,7 @@ enum tinyfix_dtype { TINYFIX_DTYPE_INT8, TINYFIX_DTYPE_INT16, TINYFIX_DTYPE_FLOA
 enum tinyfix_output_kind { TINYFIX_OUTPUT_LOGITS, TINYFIX_OUTPUT_PROBS };
 enum tinyfix_stage {
 	TINYFIX_STAGE_HEAD, TINYFIX_STAGE_SCALE, TINYFIX_STAGE_THRESHOLD, TINYFIX_STAGE_VOTE,
-	TINYFIX_STAGE_ANOMALY, TINYFIX_STAGE_INPUT, TINYFIX_STAGE_ADAPT, ...
+	TINYFIX_STAGE_ANOMALY, TINYFIX_STAGE_INPUT, TINYFIX_STAGE_ADAPT, TINYFIX_STAGE_MONITOR, ...
 };
 enum tinyfix_class_flag { TINYFIX_CLASS_BACKGROUND, ... };
 enum tinyfix_vote_mode { TINYFIX_VOTE_AVERAGE, TINYFIX_VOTE_MAJORITY };
@@ -85,6 +89,18 @@ struct tinyfix_adapt_params {
 	int32_t clamp;
 };
 
+struct tinyfix_monitor_params {
+	uint8_t rate_shift;
+	uint16_t min_frames;
+	uint16_t ref_conf;
+	uint16_t conf_drop;
+	uint16_t prior_tv;
+	uint16_t input_z_q8;
+	uint16_t ref_prior[...];
+	int32_t ref_in_mean[...];
+	int32_t ref_in_std[...];
+};
+
 struct tinyfix_head_params {
 	int32_t multiplier;
 	int32_t shift;
@@ -109,6 +125,7 @@ struct tinyfix_params {
 	struct tinyfix_anomaly_params anomaly;
 	struct tinyfix_input_params input;
 	struct tinyfix_adapt_params adapt;
+	struct tinyfix_monitor_params monitor;
 	struct tinyfix_head_params head;
 	uint32_t crc;
 	...;
@@ -128,6 +145,15 @@ struct tinyfix_result {
 	int32_t anomaly_mean;
 	int32_t anomaly_sigma;
 	...;
+};
+
+struct tinyfix_drift {
+	uint16_t mean_conf;
+	uint16_t prior_tv;
+	uint16_t input_z_q8;
+	uint32_t frames;
+	uint8_t flags;
+	bool newly_advised;
 };
 
 struct tinyfix_ctx {
@@ -162,4 +188,5 @@ int tinyfix_input_correct(struct tinyfix_ctx *ctx, const int32_t *samples, size_
 			  int8_t *out);
 int tinyfix_adapt_label(struct tinyfix_ctx *ctx, const struct tinyfix_result *res, int label);
 void tinyfix_adapt_reset(struct tinyfix_ctx *ctx);
+int tinyfix_drift_status(struct tinyfix_ctx *ctx, struct tinyfix_drift *out);
 const char *tinyfix_strerror(int err);

@@ -28,8 +28,10 @@ def classification_scores(run: CoreRun, y: NDArray[np.int64], n_classes: int
 
 
 def score_classification(core: Core, model: ModelInfo, params: Params, raw: NDArray,
-                         y: NDArray[np.int64]) -> dict[str, float]:
-    return classification_scores(run_frames(core, model, params, raw), y, model.n_classes)
+                         y: NDArray[np.int64], features: NDArray | None = None
+                         ) -> dict[str, float]:
+    run = run_frames(core, model, params, raw, features=features)
+    return classification_scores(run, y, model.n_classes)
 
 
 def describe(scores: dict[str, float], keys: tuple[str, ...]) -> str:

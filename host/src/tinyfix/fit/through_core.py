@@ -25,9 +25,10 @@ Q15 = 32768.0
 
 @dataclass(frozen=True)
 class CoreRun:
-    """One entry per frame; prob is Q15 over the model's classes."""
+    """One entry per frame; prob is Q15 and logit Q16.16 over the model's classes."""
 
     prob: NDArray[np.int64]
+    logit: NDArray[np.int64]
     top_class: NDArray[np.int64]
     top_prob: NDArray[np.int64]
     decision: NDArray[np.int64]
@@ -49,7 +50,7 @@ def _result_dtype(core: Core) -> np.dtype:
     ffi = core.ffi
     struct = "struct tinyfix_result"
     n_max = ffi.sizeof(ffi.new(f"{struct} *").prob) // 2
-    formats = {"prob": ("<u2", (n_max,)), "top_class": "<i2", "top_prob": "<u2",
+    formats = {"logit": ("<i4", (n_max,)), "prob": ("<u2", (n_max,)), "top_class": "<i2", "top_prob": "<u2",
                "decision": "<i2", "vote_class": "<i2", "vote_new": "u1", "vote_event": "u1",
                "anomaly": "u1"}
     return np.dtype({"names": list(formats), "formats": list(formats.values()),
@@ -57,11 +58,24 @@ def _result_dtype(core: Core) -> np.dtype:
                      "itemsize": ffi.sizeof(struct)})
 
 
+def check_features(features: NDArray, n: int, model: ModelInfo) -> NDArray[np.int8]:
+    """Feature vectors as a contiguous (n, model.n_features) int8 array, or a clear error."""
+    feats = np.asarray(features)
+    if feats.shape != (n, model.n_features):
+        raise TinyfixError(f"features must be ({n}, {model.n_features}), got {feats.shape}")
+    if not np.issubdtype(feats.dtype, np.integer) or (
+            feats.size and (feats.min() < -128 or feats.max() > 127)):
+        raise TinyfixError("features must be int8 values")
+    return np.ascontiguousarray(feats, dtype=np.int8)
+
+
 def run_frames(core: Core, model: ModelInfo, params: Params, raw: NDArray,
-               t_ms: NDArray | None = None) -> CoreRun:
-    """A fresh context with `params` over frames raw[i] at times t_ms[i] (0 if None)."""
+               t_ms: NDArray | None = None, features: NDArray | None = None) -> CoreRun:
+    """A fresh context with `params` over frames raw[i] (with feature vector features[i]
+    for the head stage, if given) at times t_ms[i] (0 if None)."""
     raw = np.ascontiguousarray(check_raw(raw, model))
     n, n_classes = raw.shape
+    feats = None if features is None else check_features(features, n, model)
     times = np.zeros(n, dtype=np.int64) if t_ms is None else np.asarray(t_ms, dtype=np.int64)
     if times.shape != (n,):
         raise TinyfixError(f"{n} frames but {times.size} timestamps")
@@ -76,19 +90,24 @@ def run_frames(core: Core, model: ModelInfo, params: Params, raw: NDArray,
     dtype = _result_dtype(core)
     out = np.zeros(n, dtype=dtype)
     base = ffi.cast(C_TYPES[model.output_type], ffi.from_buffer(raw))
+    null = ffi.NULL
+    n_feat = model.n_features if feats is not None else 0
+    feat_base = ffi.cast("int8_t *", ffi.from_buffer(feats)) if n_feat else null
     block = ffi.new("struct tinyfix_result[]", min(CHUNK, max(n, 1)))
     view = np.frombuffer(ffi.buffer(block), dtype=dtype)
-    process, null, ok = lib.tinyfix_process, ffi.NULL, lib.TINYFIX_OK
+    process, ok = lib.tinyfix_process, lib.TINYFIX_OK
     time_list = times.tolist()
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
         for i in range(start, stop):
-            err = process(ctx, base + i * n_classes, null, time_list[i], block + (i - start))
+            feat = feat_base + i * n_feat if n_feat else null
+            err = process(ctx, base + i * n_classes, feat, time_list[i], block + (i - start))
             if err != ok:
                 core.check(err, f"process frame {i}")
         out[start:stop] = view[: stop - start]
     return CoreRun(
         prob=out["prob"][:, :n_classes].astype(np.int64),
+        logit=out["logit"][:, :n_classes].astype(np.int64),
         top_class=out["top_class"].astype(np.int64),
         top_prob=out["top_prob"].astype(np.int64),
         decision=out["decision"].astype(np.int64),

@@ -53,30 +53,33 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        twin = Twin(args.model, sensor=args.drift, seed=args.seed,
-                    profile_seed=args.profile_seed, gesture=args.gesture, persist=args.persist,
-                    variant="float" if args.float else "fixed", realtime=args.realtime)
-        path = twin.start()
+        return serve(args)
+    except KeyboardInterrupt:
+        return 130
     except TinyfixError as err:
         if args.debug:
             raise
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+
+
+def serve(args: argparse.Namespace) -> int:
+    twin = Twin(args.model, sensor=args.drift, seed=args.seed, profile_seed=args.profile_seed,
+                gesture=args.gesture, persist=args.persist,
+                variant="float" if args.float else "fixed", realtime=args.realtime)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(path, flush=True)
-    print(f"simulated device: {twin.graph.name} (model CRC 0x{twin.graph.crc:08X}), "
-          f"{args.drift} sensor, parameters: {twin.boot_params}; Ctrl-C stops",
-          file=sys.stderr, flush=True)
     try:
+        path = twin.start()
+        print(path, flush=True)
+        print(f"simulated device: {twin.graph.name} (model CRC 0x{twin.graph.crc:08X}), "
+              f"{args.drift} sensor, parameters: {twin.boot_params}; Ctrl-C stops",
+              file=sys.stderr, flush=True)
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        return 130
     finally:
         twin.stop()
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

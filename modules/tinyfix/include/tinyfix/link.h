@@ -14,7 +14,17 @@
  *
  * Portable C99: no OS calls, no heap, no float arithmetic. The caller owns the link struct,
  * its buffers and the context. Not ISR-safe: feed one link from one thread. The callbacks
- * run in that thread, inside tinyfix_link_feed().
+ * run in that thread, inside tinyfix_link_feed(), which also calls the core on the context:
+ * hold whatever lock guards the context (tinyfix_zephyr_lock()) around the feed.
+ *
+ * INFER runs tinyfix_process() with the device's uptime (ops->uptime_ms) as the frame time,
+ * since the request carries none; its decision is the threshold's, or with the VOTE stage on
+ * the class of a detection starting on that frame (vote_event), else -1. A label >= 0
+ * steps on-device adaptation when the parameter set has the ADAPT stage.
+ *
+ * A request is matched with the kept response by seq, frame CRC and a second hash; a match
+ * is answered from the kept bytes without running anything (SET_PARAMS is never applied or
+ * stored twice). CAPTURE blocks the feed for the whole stream.
  *
  * @code
  * #define LINK_MAX_FRAME 1024
@@ -260,6 +270,9 @@ int tinyfix_link_feed(struct tinyfix_link *link, const uint8_t *data, size_t len
 
 /**
  * @brief The link's STATS figures (what a STATS request would answer now).
+ *
+ * drift_flags are tinyfix_drift_status()'s flags (0 when the MONITOR stage is off); reading
+ * them here leaves the monitor's one-shot newly_advised for the application.
  *
  * @param link  Link.
  * @param stats Out.

@@ -18,6 +18,8 @@
  *   +  input:     tinyfix_input_correct() before Invoke: offset/gain, z-score clipping,
  *                 missing-sample fill, round-to-nearest saturating quantization
  *   +  adapt:     tinyfix_adapt_label(): bounded SGD step on the biases from a given label
+ *   +  monitor:   running statistics (top-class confidence, class histogram, input mean) set
+ *                 against the values stored with the parameters: tinyfix_drift_status()
  *
  * Number formats (all integers, so the core runs on a Cortex-M0/M3 without FPU):
  *   - Q16.16: int32_t, value = raw / 65536. Logits, biases, scales, sensor samples.
@@ -37,7 +39,8 @@
  *                                stage out (default 0)
  *   - TINYFIX_USE_FLOAT          1: stages 1-2 use float math (for cores with an FPU);
  *                                0: integer only (default 0)
- *   - TINYFIX_WITH_VOTE, TINYFIX_WITH_ANOMALY, TINYFIX_WITH_INPUT, TINYFIX_WITH_ADAPT
+ *   - TINYFIX_WITH_VOTE, TINYFIX_WITH_ANOMALY, TINYFIX_WITH_INPUT, TINYFIX_WITH_ADAPT,
+ *     TINYFIX_WITH_MONITOR
  *                                0 compiles that stage out to save flash; a parameter set that
  *                                enables it is then refused (default 1 each)
  *   - TINYFIX_NO_ERRMSG          compiles the tinyfix_strerror() strings out
@@ -87,6 +90,9 @@ extern "C" {
 #endif
 #ifndef TINYFIX_WITH_ADAPT
 #define TINYFIX_WITH_ADAPT 1
+#endif
+#ifndef TINYFIX_WITH_MONITOR
+#define TINYFIX_WITH_MONITOR 1
 #endif
 
 #if TINYFIX_MAX_CLASSES < 2 || TINYFIX_MAX_CLASSES > 64
@@ -162,8 +168,9 @@ enum tinyfix_stage {
 	TINYFIX_STAGE_ANOMALY = 1u << 4,
 	TINYFIX_STAGE_INPUT = 1u << 5,
 	TINYFIX_STAGE_ADAPT = 1u << 6,
+	TINYFIX_STAGE_MONITOR = 1u << 7,
 };
-#define TINYFIX_STAGE_ALL 0x7Fu
+#define TINYFIX_STAGE_ALL 0xFFu
 
 /** Per-class flags in tinyfix_params.class_flags. */
 enum tinyfix_class_flag {
@@ -268,6 +275,26 @@ struct tinyfix_adapt_params {
 	int32_t clamp;         /**< largest bias change from the set value, Q16.16, [0, 64.0] */
 };
 
+/**
+ * Drift monitor parameters: what the calibration data looked like, and how far the running
+ * statistics may move before recalibration is advised.
+ */
+struct tinyfix_monitor_params {
+	uint8_t rate_shift;  /**< running statistics rate 2^-shift per frame, [1, 15] */
+	uint16_t min_frames; /**< frames before any advice, [1, 65535] */
+	uint16_t ref_conf;   /**< mean top-class probability on the calibration data, Q15 */
+	uint16_t conf_drop;  /**< advise when the running mean falls this far below, Q15 */
+	uint16_t prior_tv;   /**< advise when the class histogram's total-variation distance
+			      *   from ref_prior exceeds this, Q15 (32768: never) */
+	uint16_t input_z_q8; /**< advise when a channel's running mean is this many reference
+			      *   standard deviations from ref_in_mean, Q8.8 (0: no input check) */
+	/** Class priors of the calibration data (share of top-class decisions), Q15. */
+	uint16_t ref_prior[TINYFIX_MAX_CLASSES];
+	/** Per-channel mean and standard deviation of the corrected input, Q16.16. */
+	int32_t ref_in_mean[TINYFIX_MAX_CHANNELS];
+	int32_t ref_in_std[TINYFIX_MAX_CHANNELS];
+};
+
 #if TINYFIX_MAX_FEATURES > 0
 /**
  * Re-fitted last layer (stage 0), TFLM int8 FULLY_CONNECTED arithmetic:
@@ -311,6 +338,7 @@ struct tinyfix_params {
 	struct tinyfix_anomaly_params anomaly;
 	struct tinyfix_input_params input;
 	struct tinyfix_adapt_params adapt;
+	struct tinyfix_monitor_params monitor;
 #if TINYFIX_MAX_FEATURES > 0
 	struct tinyfix_head_params head;
 #endif
@@ -370,6 +398,10 @@ struct tinyfix_ctx {
 	int64_t in_var[TINYFIX_MAX_CHANNELS];   /* Q32.32 */
 	int32_t in_last[TINYFIX_MAX_CHANNELS];  /* Q16.16 */
 	uint32_t in_seen;
+	int32_t mon_conf;                       /* running mean of top_prob, Q23 */
+	int32_t mon_hist[TINYFIX_MAX_CLASSES];  /* running share of top classes, Q23 */
+	uint32_t mon_frames;
+	bool mon_advised;                       /* advice already reported once */
 	int32_t in_inv_multiplier; /* 1 / input scale, as struct tinyfix_quant */
 	int32_t in_inv_shift;
 
@@ -560,6 +592,35 @@ int tinyfix_adapt_label(struct tinyfix_ctx *ctx, const struct tinyfix_result *re
 
 /** @brief Undo all adaptation: back to the biases of the applied parameter set. */
 void tinyfix_adapt_reset(struct tinyfix_ctx *ctx);
+
+/** Drift flags in struct tinyfix_drift (also the STATS drift_flags bits above bit 0). */
+#define TINYFIX_DRIFT_ADVISED 0x01u /**< recalibration advised */
+#define TINYFIX_DRIFT_CONF    0x02u /**< mean confidence dropped */
+#define TINYFIX_DRIFT_PRIOR   0x04u /**< class histogram moved away from the priors */
+#define TINYFIX_DRIFT_INPUT   0x08u /**< an input channel's mean moved */
+
+/** What the drift monitor sees now (tinyfix_drift_status()). */
+struct tinyfix_drift {
+	uint16_t mean_conf;  /**< running mean top-class probability, Q15 */
+	uint16_t prior_tv;   /**< total-variation distance of the class histogram, Q15 */
+	uint16_t input_z_q8; /**< largest input mean shift in reference sigmas, Q8.8, saturated */
+	uint32_t frames;     /**< frames seen since the parameter set was applied */
+	uint8_t flags;       /**< TINYFIX_DRIFT_* bits */
+	/** true on the first call that finds recalibration advised (log it once), then false
+	 *  until a new parameter set is applied.
+	 */
+	bool newly_advised;
+};
+
+/**
+ * @brief Compare the running statistics with those stored in the parameter set (stage
+ * MONITOR; input figures need tinyfix_input_correct() and a non-zero input_z_q8).
+ *
+ * @retval TINYFIX_OK
+ * @retval TINYFIX_ERR_ARG         NULL pointer or context not initialised
+ * @retval TINYFIX_ERR_UNSUPPORTED stage MONITOR is off (out is zeroed)
+ */
+int tinyfix_drift_status(struct tinyfix_ctx *ctx, struct tinyfix_drift *out);
 
 /** @brief Short text for an error code ("" with TINYFIX_NO_ERRMSG). */
 const char *tinyfix_strerror(int err);

@@ -53,10 +53,10 @@ static int fetch(const struct shell *sh)
 static int cmd_show(const struct shell *sh, size_t argc, char **argv)
 {
 	static const char *const stage_names[] = {"head",    "scale", "threshold", "vote",
-						  "anomaly", "input", "adapt"};
+						  "anomaly", "input", "adapt", "monitor"};
 	static const char *const anomaly_modes[] = {"high", "low", "both"};
 	const struct tinyfix_params *p = &sh_params;
-	char a[20], b[20], c[20];
+	char a[20], b[20], c[20], d[20];
 	uint16_t i;
 	int err;
 
@@ -106,6 +106,10 @@ static int cmd_show(const struct shell *sh, size_t argc, char **argv)
 	}
 	shell_print(sh, "adapt: learning rate %s, clamp %s", Q16(a, p->adapt.learning_rate),
 		    Q16(b, p->adapt.clamp));
+	shell_print(sh, "monitor: reference confidence %s, advise below it by %s, class mix "
+			"distance over %s, input shift over %s sigma",
+		    Q15(a, p->monitor.ref_conf), Q15(b, p->monitor.conf_drop),
+		    Q15(c, p->monitor.prior_tv), Q8(d, p->monitor.input_z_q8));
 	return 0;
 }
 

@@ -54,15 +54,21 @@ TFZ_ARRAY(class_threshold)
 TFZ_ARRAY(class_flags)
 TFZ_ARRAY(input_offset)
 TFZ_ARRAY(input_gain)
+TFZ_ARRAY(monitor_ref_prior)
+TFZ_ARRAY(monitor_ref_in_mean)
+TFZ_ARRAY(monitor_ref_in_std)
 
 /* Counts beyond this build's sizes are a build error here rather than a refusal at boot. */
 BUILD_ASSERT(TFZ_LEN(class_scale) <= TINYFIX_MAX_CLASSES &&
 		     TFZ_LEN(class_bias) <= TINYFIX_MAX_CLASSES &&
 		     TFZ_LEN(class_threshold) <= TINYFIX_MAX_CLASSES &&
-		     TFZ_LEN(class_flags) <= TINYFIX_MAX_CLASSES,
+		     TFZ_LEN(class_flags) <= TINYFIX_MAX_CLASSES &&
+		     TFZ_LEN(monitor_ref_prior) <= TINYFIX_MAX_CLASSES,
 	     "tinyfix,correction: more classes than CONFIG_TINYFIX_MAX_CLASSES");
 BUILD_ASSERT(TFZ_LEN(input_offset) <= TINYFIX_MAX_CHANNELS &&
 		     TFZ_LEN(input_gain) <= TINYFIX_MAX_CHANNELS &&
+		     TFZ_LEN(monitor_ref_in_mean) <= TINYFIX_MAX_CHANNELS &&
+		     TFZ_LEN(monitor_ref_in_std) <= TINYFIX_MAX_CHANNELS &&
 		     DT_PROP_OR(TFZ_NODE, n_channels, 0) <= TINYFIX_MAX_CHANNELS,
 	     "tinyfix,correction: more input channels than CONFIG_TINYFIX_MAX_CHANNELS");
 BUILD_ASSERT(DT_PROP_OR(TFZ_NODE, n_features, 0) <= TINYFIX_MAX_FEATURES,
@@ -168,6 +174,13 @@ static int dt_fill(struct tinyfix_params *p, const struct tinyfix_model_info *m)
 	TFZ_SIGNED(p->adapt.learning_rate, adapt_learning_rate);
 	TFZ_SIGNED(p->adapt.clamp, adapt_clamp);
 
+	TFZ_UNSIGNED(err, p->monitor.rate_shift, monitor_rate_shift);
+	TFZ_UNSIGNED(err, p->monitor.min_frames, monitor_min_frames);
+	TFZ_UNSIGNED(err, p->monitor.ref_conf, monitor_ref_conf);
+	TFZ_UNSIGNED(err, p->monitor.conf_drop, monitor_conf_drop);
+	TFZ_UNSIGNED(err, p->monitor.prior_tv, monitor_prior_tv);
+	TFZ_UNSIGNED(err, p->monitor.input_z_q8, monitor_input_z_q8);
+
 	TFZ_UNSIGNED(err, p->n_channels, n_channels);
 	TFZ_UNSIGNED(err, p->n_features, n_features);
 	if (err != TINYFIX_OK) {
@@ -183,6 +196,11 @@ static int dt_fill(struct tinyfix_params *p, const struct tinyfix_model_info *m)
 	TFZ_ARRAY_INTO(err, p->class_flags, class_flags, p->n_classes, 0, UINT8_MAX);
 	TFZ_ARRAY_INTO(err, p->input.offset, input_offset, p->n_channels, INT32_MIN, INT32_MAX);
 	TFZ_ARRAY_INTO(err, p->input.gain, input_gain, p->n_channels, INT32_MIN, INT32_MAX);
+	TFZ_ARRAY_INTO(err, p->monitor.ref_prior, monitor_ref_prior, p->n_classes, 0, UINT16_MAX);
+	TFZ_ARRAY_INTO(err, p->monitor.ref_in_mean, monitor_ref_in_mean, p->n_channels, INT32_MIN,
+		       INT32_MAX);
+	TFZ_ARRAY_INTO(err, p->monitor.ref_in_std, monitor_ref_in_std, p->n_channels, INT32_MIN,
+		       INT32_MAX);
 #if TINYFIX_MAX_FEATURES > 0
 	p->head.multiplier = 1 << 30;
 	TFZ_SIGNED(p->head.multiplier, head_multiplier);
@@ -306,6 +324,18 @@ int tinyfix_zephyr_process(const void *raw, const int8_t *features, int32_t time
 		return ERR_NO_CTX;
 	}
 	err = tinyfix_process(ctx, raw, features, time_ms, res);
+#if defined(CONFIG_TINYFIX_MONITOR)
+	struct tinyfix_drift drift;
+
+	/* The advice is logged once per parameter set, where the decision is made. */
+	if (err == TINYFIX_OK && (ctx->params.flags & TINYFIX_STAGE_MONITOR) != 0U &&
+	    tinyfix_drift_status(ctx, &drift) == TINYFIX_OK && drift.newly_advised) {
+		LOG_WRN("recalibration advised (flags 0x%02x): mean confidence %u/32768, class mix "
+			"distance %u/32768, input shift %u/256 sigma after %u frames",
+			drift.flags, drift.mean_conf, drift.prior_tv, drift.input_z_q8,
+			drift.frames);
+	}
+#endif
 	tinyfix_zephyr_unlock();
 	return err;
 }

@@ -366,6 +366,56 @@ ZTEST(tinyfix_anomaly, test_no_decision_during_warmup)
 	zassert_equal(res.anomaly_sigma, 0);
 }
 
+/* ---- Drift monitor ------------------------------------------------------------------------ */
+
+ZTEST_SUITE(tinyfix_monitor, NULL, models_setup, core_before, NULL, NULL);
+
+/* Frames whose top class cycles through `classes` of the 4, with a clear winner. */
+static void monitor_frames(int n, int classes)
+{
+	for (int i = 0; i < n; i++) {
+		int8_t raw[N_CLASSES] = {-40, -40, -40, -40};
+
+		raw[i % classes] = 40;
+		zassert_ok(tinyfix_process(&ctx, raw, NULL, i, &res));
+	}
+}
+
+ZTEST(tinyfix_monitor, test_advises_once_when_the_class_mix_moves)
+{
+	struct tinyfix_drift drift;
+
+	zassert_ok(tinyfix_params_identity(&params, &model_a));
+	params.flags |= TINYFIX_STAGE_MONITOR;
+	params.monitor.rate_shift = 4;
+	params.monitor.min_frames = 32;
+	params.monitor.prior_tv = 8192; /* 0.25 */
+	for (int c = 0; c < N_CLASSES; c++) {
+		params.monitor.ref_prior[c] = 8192; /* calibrated on an even mix */
+	}
+	apply(&params);
+
+	monitor_frames(128, 4);
+	zassert_ok(tinyfix_drift_status(&ctx, &drift));
+	zassert_equal(drift.flags, 0, "an even mix matches the reference");
+	zassert_equal(drift.frames, 128);
+
+	monitor_frames(128, 1); /* now only class 0 */
+	zassert_ok(tinyfix_drift_status(&ctx, &drift));
+	zassert_true(drift.prior_tv > 8192);
+	zassert_equal(drift.flags, TINYFIX_DRIFT_ADVISED | TINYFIX_DRIFT_PRIOR);
+	zassert_true(drift.newly_advised);
+	zassert_ok(tinyfix_drift_status(&ctx, &drift));
+	zassert_false(drift.newly_advised, "advised once per parameter set");
+}
+
+ZTEST(tinyfix_monitor, test_status_refused_when_the_stage_is_off)
+{
+	struct tinyfix_drift drift;
+
+	zassert_equal(tinyfix_drift_status(&ctx, &drift), TINYFIX_ERR_UNSUPPORTED);
+}
+
 /* ---- Parameter sets ----------------------------------------------------------------------- */
 
 ZTEST_SUITE(tinyfix_params, NULL, models_setup, core_before, NULL, NULL);
