@@ -71,7 +71,7 @@ void decision_apply(const struct tinyfix_result *res, bool voted, int label)
 	/* Log changes only: a stream of identical decisions says nothing new. */
 	if (event != last_event) {
 		last_event = event;
-		LOG_INF("decision: %s (top %s, p=%u.%03u)%s%s", decision_class_name(event),
+		LOG_INF("%s (top %s, p=%u.%03u)%s%s", decision_class_name(event),
 			decision_class_name(res->top_class), res->top_prob / 32768U,
 			(unsigned int)(((uint32_t)res->top_prob % 32768U) * 1000U / 32768U),
 			label >= 0 ? ", label " : "", label >= 0 ? decision_class_name(label) : "");

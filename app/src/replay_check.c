@@ -113,16 +113,20 @@ void replay_check_window(int index, const int8_t *input, const int8_t *raw,
 	chk.sum_invoke += cycles_invoke;
 	chk.sum_tinyfix += cycles_tinyfix;
 
-	printk("replay %d/%d %s: decision %s, top %s p=%u/32768, raw [%d %d %d %d %d %d]", index + 1,
-	       REPLAY_N_WINDOWS, r->name, decision_class_name(res->decision),
-	       decision_class_name(res->top_class), res->top_prob, raw[0], raw[1], raw[2], raw[3],
-	       raw[4], raw[5]);
+	/* One printk per line: a console shared with the log never splits it. */
 	if (chk.stale) {
-		printk(" | not checked\n");
+		printk("replay %d/%d %s: decision %s, top %s p=%u/32768, raw [%d %d %d %d %d %d]"
+		       " | not checked\n",
+		       index + 1, REPLAY_N_WINDOWS, r->name, decision_class_name(res->decision),
+		       decision_class_name(res->top_class), res->top_prob, raw[0], raw[1], raw[2],
+		       raw[3], raw[4], raw[5]);
 	} else {
-		printk(" | input %s, raw %s, features %s, decision %s\n", verdict(in_ok),
-		       verdict(raw_ok), chk.features ? verdict(feat_ok) : "n/a",
-		       chk.identity ? verdict(dec_ok) : "n/a");
+		printk("replay %d/%d %s: decision %s, top %s p=%u/32768, raw [%d %d %d %d %d %d]"
+		       " | input %s, raw %s, features %s, decision %s\n",
+		       index + 1, REPLAY_N_WINDOWS, r->name, decision_class_name(res->decision),
+		       decision_class_name(res->top_class), res->top_prob, raw[0], raw[1], raw[2],
+		       raw[3], raw[4], raw[5], verdict(in_ok), verdict(raw_ok),
+		       chk.features ? verdict(feat_ok) : "n/a", chk.identity ? verdict(dec_ok) : "n/a");
 		if (!raw_ok) {
 			printk("replay %d/%d: host twin raw [%d %d %d %d %d %d]\n", index + 1,
 			       REPLAY_N_WINDOWS, r->raw[0], r->raw[1], r->raw[2], r->raw[3],

@@ -205,8 +205,9 @@ class AdaptiveThreshold:
 
 
 def tflm_fully_connected(features: list[int], weights: list[list[int]], bias: list[int],
-                         feature_zp: int, mult: int, shift: int, out_zp: int) -> list[int]:
-    """TFLM reference int8 FULLY_CONNECTED (per-tensor), ported line by line."""
+                         feature_zp: int, mults: list[int], shifts: list[int],
+                         out_zp: int) -> list[int]:
+    """TFLM reference int8 FULLY_CONNECTED, per-channel multipliers, ported line by line."""
 
     def high_mul(a: int, b: int) -> int:
         if a == b == INT32_MIN:
@@ -223,7 +224,7 @@ def tflm_fully_connected(features: list[int], weights: list[list[int]], bias: li
         return (x >> exponent) + (1 if remainder > threshold else 0)
 
     out = []
-    for row, b in zip(weights, bias, strict=True):
+    for row, b, mult, shift in zip(weights, bias, mults, shifts, strict=True):
         acc = b + sum(w * (f - feature_zp) for w, f in zip(row, features, strict=True))
         left, right = max(shift, 0), max(-shift, 0)
         v = divide_pot(high_mul(sat32(acc * (1 << left)), mult), right) + out_zp

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Stage 0: the re-fitted last layer is TFLM's int8 FULLY_CONNECTED, bit for bit."""
+"""Stage 0: the re-fitted last layer is TFLM's per-channel int8 FULLY_CONNECTED, bit for bit."""
 
 import golden
 import numpy as np
@@ -24,15 +24,17 @@ def test_head_matches_tflm_fully_connected(core, data, n_classes, n_features):
                            min_size=n_classes * n_features, max_size=n_classes * n_features))
     bias = data.draw(st.lists(st.integers(min_value=-(2**20), max_value=2**20),
                               min_size=n_classes, max_size=n_classes))
-    mult = data.draw(st.integers(min_value=2**30, max_value=2**31 - 1))
-    shift = data.draw(st.integers(min_value=-20, max_value=4))
+    mults = data.draw(st.lists(st.integers(min_value=2**30, max_value=2**31 - 1),
+                               min_size=n_classes, max_size=n_classes))
+    shifts = data.draw(st.lists(st.integers(min_value=-20, max_value=4), min_size=n_classes,
+                                max_size=n_classes))
     feats = data.draw(st.lists(st.integers(min_value=-128, max_value=127), min_size=n_features,
                                max_size=n_features))
-    p = build(core, model, flags=HEAD | SCALE, n_features=n_features, head__multiplier=mult,
-              head__shift=shift, head__bias=bias, head__weights=w)
+    p = build(core, model, flags=HEAD | SCALE, n_features=n_features, head__multiplier=mults,
+              head__shift=shifts, head__bias=bias, head__weights=w)
     r = Corrector(core, model, p).process(np.zeros(n_classes), features=np.array(feats))
     rows = [w[c * n_features:(c + 1) * n_features] for c in range(n_classes)]
-    expected = golden.tflm_fully_connected(feats, rows, bias, feature_zp, mult, shift, out_zp)
+    expected = golden.tflm_fully_connected(feats, rows, bias, feature_zp, mults, shifts, out_zp)
     info = core.model_info(model).output_quant
     logits = [golden.mul_q31((q - out_zp) << 16, info.multiplier, info.shift) for q in expected]
     assert list(r.logit) == logits
@@ -40,7 +42,7 @@ def test_head_matches_tflm_fully_connected(core, data, n_classes, n_features):
 
 def test_without_features_the_raw_output_is_used(core):
     model = ModelInfo(model_crc=1, n_classes=3, output_scale=0.1, n_features=4)
-    p = build(core, model, flags=HEAD | SCALE, n_features=4, head__multiplier=2**30,
-              head__shift=0, head__weights=[0] * 12)
+    p = build(core, model, flags=HEAD | SCALE, n_features=4, head__multiplier=[2**30] * 3,
+              head__shift=[0] * 3, head__weights=[0] * 12)
     r = Corrector(core, model, p).process(np.array([5, 9, 1]))
     assert r.top_class == 1

@@ -4,6 +4,7 @@
 import numpy as np
 import pytest
 from test_core_correct import build
+
 from tinyfix.core import Corrector, ModelInfo, q16
 
 MODEL = ModelInfo(model_crc=0xD21F, n_classes=3, output_scale=0.1, output_zero_point=0,

@@ -29,10 +29,10 @@ def test_blob_size_depends_on_counts_not_on_the_build(core, model12):
     assert len(blob) == size(12, 0, 0)
     # scale, bias (4 + 4), threshold and prior (2 + 2) and flags (1) per class; offset, gain,
     # reference mean and std (4 x 4) per channel; a head adds a bias per class and a weight
-    # per class and feature, plus multiplier and shift.
+    # per class and feature, and a multiplier and shift per class.
     assert size(13, 0, 0) - size(12, 0, 0) == 13
     assert size(12, 1, 0) - size(12, 0, 0) == 16
-    assert size(12, 0, 10) - size(12, 0, 0) == 8 + 12 * 4 + 12 * 10
+    assert size(12, 0, 10) - size(12, 0, 0) == 12 * (4 + 4 + 4) + 12 * 10
 
 
 @given(st.data())
@@ -107,3 +107,12 @@ def test_a_device_refuses_what_exceeds_its_capacity(core, model12):
     big = build(core, model12, anomaly__window=200, anomaly__warmup=8)
     device_set = Params.decode(Core("device"), big.encode())
     assert device_set.validate(model12) == core.lib.TINYFIX_ERR_RANGE
+
+
+@given(st.integers(min_value=2, max_value=64), st.integers(min_value=0, max_value=16),
+       st.integers(min_value=0, max_value=1024))
+def test_encoded_size_follows_the_documented_layout(core, classes, channels, features):
+    # TINYFIX_PARAMS_ENCODED_SIZE() in tinyfix.h sizes device buffers with this formula.
+    head = (12 + features) * classes if features else 0
+    expected = 78 + 13 * classes + 16 * channels + head
+    assert core.lib.tinyfix_params_encoded_size(classes, channels, features) == expected

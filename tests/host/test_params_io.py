@@ -49,8 +49,8 @@ def every_stage_params(core):
     c.input.gain[0], c.input.gain[1] = 1, 4194304
     c.adapt.learning_rate, c.adapt.clamp = 65536, 0
     c.n_features = 4
-    c.head.multiplier, c.head.shift = 2147483647, -31
     for k in range(3):
+        c.head.multiplier[k], c.head.shift[k] = 2147483647 - k, -31 + k
         c.head.bias[k] = (-1) ** k * (k << 28)
     for i in range(12):
         c.head.weights[i] = [-127, 127, 0, -1, 1, 64][i % 6]
@@ -121,11 +121,11 @@ def test_every_binding_property_is_known_to_the_writer():
 
 
 def test_overlay_writes_the_head_only_with_features(core, fitted_params):
-    assert "head-" not in params_io.overlay_text(fitted_params)
+    assert "\thead-" not in params_io.overlay_text(fitted_params)
     assert "input-offset" not in params_io.overlay_text(fitted_params)
     text = params_io.overlay_text(every_stage_params(core))
     assert "head-weights = [81 7f 00 ff 01 40" in text
-    assert "head-shift = <(-31)>;" in text
+    assert "head-shift = <(-31) (-30) (-29)>;" in text
 
 
 def test_conf_is_sized_to_the_model(core, fitted_params):

@@ -114,24 +114,26 @@ def test_raw_outputs_are_bit_identical_to_tflite_micro_run_directly(twin, link, 
     assert hits >= 20  # the demo model on lab data, about 95 %
 
 
-def test_the_bundled_models_last_layer_is_per_channel_so_the_head_says_why_not(twin, core):
+def test_the_final_layer_is_found_where_the_model_card_says(twin):
     final = twin.graph.final
     assert final is not None and final.feature.index == int(
         re.search(r"tensor (\d+), shape", CARD.split("Penultimate")[1])[1])
-    if final.per_channel:
-        with pytest.raises(TinyfixError, match="per channel"):
-            final.head_params(core, twin.model_info)
 
 
-def test_features_reproduce_the_final_layer_through_the_c_head_stage(core, tmp_path):
-    # The core's head has one output multiplier; a per-tensor last layer is what it can be
-    # bit-exact to, so the test runs a variant of the demo model quantized that way.
-    variant = tmp_path / "gesture_per_tensor.tflite"
-    variant.write_bytes(per_tensor_last_layer(MODEL.read_bytes()))
-    with Twin(variant) as twin, open_link(twin.port) as lk:
+@pytest.mark.parametrize("quantization", ["per-channel (as bundled)", "per-tensor"])
+def test_features_reproduce_the_final_layer_through_the_c_head_stage(core, tmp_path,
+                                                                     quantization):
+    # TFLite's converter quantizes the bundled model's last layer per channel; a variant
+    # quantized per tensor checks the other form the head stage must match bit for bit.
+    model = MODEL
+    if quantization == "per-tensor":
+        model = tmp_path / "gesture_per_tensor.tflite"
+        model.write_bytes(per_tensor_last_layer(MODEL.read_bytes()))
+    with Twin(model) as twin, open_link(twin.port) as lk:
         lk.info()
         graph = twin.graph
-        assert graph.final is not None and not graph.final.per_channel
+        assert graph.final is not None
+        assert graph.final.per_channel == (quantization != "per-tensor")
         head = graph.final.head_params(core, twin.model_info)
         assert head.c.flags & STAGE_HEAD
         identity = Corrector(core, twin.model_info)

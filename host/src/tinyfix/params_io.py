@@ -90,8 +90,9 @@ def params_to_dict(params: Params, class_names: list[str] | tuple[str, ...] | No
         out["head"] = {
             "multiplier": head["multiplier"],
             "shift": head["shift"],
-            # The requantization scale the multiplier and shift stand for (for reading).
-            "scale": head["multiplier"] * 2.0 ** (head["shift"] - 31),
+            # The requantization scales the multipliers and shifts stand for (for reading).
+            "scale": [m * 2.0 ** (s - 31)
+                      for m, s in zip(head["multiplier"], head["shift"], strict=True)],
             "bias": head["bias"],
             "weights": [head["weights"][k * n_feat:(k + 1) * n_feat] for k in range(n)],
         }

@@ -11,6 +11,30 @@
 
 #if TINYFIX_WITH_ADAPT
 
+#if TINYFIX_MAX_FEATURES > 0
+static void adapt_head(struct tinyfix_ctx *ctx, const struct tinyfix_result *res, int label)
+{
+	const struct tinyfix_adapt_params *a = &ctx->params.adapt;
+	const int32_t bound = (int32_t)a->head_clamp << 8;
+	const uint16_t n_f = ctx->params.n_features;
+	uint16_t c, f;
+
+	for (c = 0; c < ctx->params.n_classes; c++) {
+		int32_t grad = (int32_t)res->prob[c] - (c == label ? TINYFIX_Q15_ONE : 0);
+		/* lr (Q16) * grad (Q15) -> steps in 1/256 LSB per feature LSB: >> 23. */
+		int64_t rate = (int64_t)a->head_learning_rate * grad;
+		int16_t *delta = &ctx->head_delta[(size_t)c * n_f];
+
+		for (f = 0; f < n_f; f++) {
+			int32_t x = (int32_t)ctx->last_features[f] - ctx->model.feature_zero_point;
+			int64_t step = tf_round_shift(rate * x, 23);
+
+			delta[f] = (int16_t)tf_clamp64((int64_t)delta[f] - step, -bound, bound);
+		}
+	}
+}
+#endif
+
 int tinyfix_adapt_label(struct tinyfix_ctx *ctx, const struct tinyfix_result *res, int label)
 {
 	const struct tinyfix_adapt_params *a;
@@ -32,6 +56,12 @@ int tinyfix_adapt_label(struct tinyfix_ctx *ctx, const struct tinyfix_result *re
 		ctx->bias_delta[c] =
 			(int32_t)tf_clamp64((int64_t)ctx->bias_delta[c] - step, -a->clamp, a->clamp);
 	}
+#if TINYFIX_MAX_FEATURES > 0
+	if (ctx->have_features && a->head_learning_rate > 0 &&
+	    (ctx->params.flags & TINYFIX_STAGE_HEAD) != 0U) {
+		adapt_head(ctx, res, label);
+	}
+#endif
 	return TINYFIX_OK;
 }
 
@@ -39,6 +69,10 @@ void tinyfix_adapt_reset(struct tinyfix_ctx *ctx)
 {
 	if (ctx != NULL) {
 		memset(ctx->bias_delta, 0, sizeof(ctx->bias_delta));
+#if TINYFIX_MAX_FEATURES > 0
+		memset(ctx->head_delta, 0, sizeof(ctx->head_delta));
+		ctx->have_features = false;
+#endif
 	}
 }
 

@@ -85,7 +85,7 @@ int tinyfix_set_params(struct tinyfix_ctx *ctx, const struct tinyfix_params *par
 	}
 	ctx->params = *params;
 	derive(ctx);
-	memset(ctx->bias_delta, 0, sizeof(ctx->bias_delta));
+	tinyfix_adapt_reset(ctx);
 	tinyfix_reset_stream(ctx);
 	return TINYFIX_OK;
 }
@@ -108,6 +108,10 @@ int tinyfix_process(struct tinyfix_ctx *ctx, const void *raw, const int8_t *feat
 #endif
 #if TINYFIX_MAX_FEATURES > 0
 	int8_t head_out[TINYFIX_MAX_CLASSES];
+
+#if TINYFIX_WITH_ADAPT
+	ctx->have_features = false; /* a label refers to this frame's features only */
+#endif
 
 	if ((p->flags & TINYFIX_STAGE_HEAD) != 0U && features != NULL) {
 		tinyfix_head_run(ctx, features, head_out);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Stage 0: the re-fitted last layer, with the arithmetic of TFLM's reference int8
- * FULLY_CONNECTED (per-tensor multiplier, doubling high multiply, rounding divide by a power
- * of two), so the host's evaluation through this file is bit-exact to the device.
+ * FULLY_CONNECTED (per-channel multiplier and shift, doubling high multiply, rounding divide
+ * by a power of two), so the host's evaluation through this file is bit-exact to the device.
  */
+
+#include <string.h>
 
 #include "tinyfix_internal.h"
 
@@ -41,22 +43,46 @@ static int32_t requantize(int32_t acc, int32_t multiplier, int32_t shift)
 				   right);
 }
 
-void tinyfix_head_run(const struct tinyfix_ctx *ctx, const int8_t *features, int8_t *out)
+/* The weight in use: the set value, plus what on-device adaptation learned. */
+static inline int32_t weight(const struct tinyfix_ctx *ctx, size_t i, bool adapted)
+{
+	int32_t w = ctx->params.head.weights[i];
+
+#if TINYFIX_WITH_ADAPT
+	if (adapted) {
+		w += (ctx->head_delta[i] + 128) >> 8;
+		w = w < -127 ? -127 : (w > 127 ? 127 : w);
+	}
+#else
+	(void)adapted;
+#endif
+	return w;
+}
+
+void tinyfix_head_run(struct tinyfix_ctx *ctx, const int8_t *features, int8_t *out)
 {
 	const struct tinyfix_params *p = &ctx->params;
 	const struct tinyfix_head_params *h = &p->head;
 	const int32_t in_offset = -ctx->model.feature_zero_point;
-	const int8_t *w = h->weights;
+	const bool adapted = (p->flags & TINYFIX_STAGE_ADAPT) != 0U;
+	size_t i = 0;
 	uint16_t c, f;
 
+#if TINYFIX_WITH_ADAPT
+	if (adapted) {
+		memcpy(ctx->last_features, features, p->n_features);
+		ctx->have_features = true;
+	}
+#endif
 	for (c = 0; c < p->n_classes; c++) {
 		int32_t acc = h->bias[c];
 		int32_t v;
 
-		for (f = 0; f < p->n_features; f++) {
-			acc += (int32_t)(*w++) * ((int32_t)features[f] + in_offset);
+		for (f = 0; f < p->n_features; f++, i++) {
+			acc += weight(ctx, i, adapted) * ((int32_t)features[f] + in_offset);
 		}
-		v = requantize(acc, h->multiplier, h->shift) + ctx->model.output_quant.zero_point;
+		v = requantize(acc, h->multiplier[c], h->shift[c]) +
+		    ctx->model.output_quant.zero_point;
 		out[c] = (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
 	}
 }

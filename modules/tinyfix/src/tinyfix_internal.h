@@ -52,7 +52,7 @@ void tinyfix_correct_frame(const struct tinyfix_ctx *ctx, const void *raw,
 			   struct tinyfix_result *res);
 
 /* Stage 0: int8 features to int8 logits in the output quantization. */
-void tinyfix_head_run(const struct tinyfix_ctx *ctx, const int8_t *features, int8_t *out);
+void tinyfix_head_run(struct tinyfix_ctx *ctx, const int8_t *features, int8_t *out);
 
 /* Stage 4. The timestamp was checked by the caller. */
 void tinyfix_vote_step(struct tinyfix_ctx *ctx, const void *raw, int32_t time_ms,

@@ -17,7 +17,6 @@ enum count_kind {
 	COUNT_ONE,
 	COUNT_CLASSES,
 	COUNT_CHANNELS,
-	COUNT_HEAD_ONE,     /* 1 if the set has a head (n_features > 0), else 0 */
 	COUNT_HEAD_CLASSES, /* n_classes if the set has a head, else 0 */
 	COUNT_HEAD_WEIGHTS, /* n_classes * n_features */
 };
@@ -66,6 +65,8 @@ static const struct field fields[] = {
 	A(input.gain, 1, 1, Q16(64), COUNT_CHANNELS),
 	S(adapt.learning_rate, 1, 0, TINYFIX_Q16_ONE),
 	S(adapt.clamp, 1, 0, Q16(64)),
+	S(adapt.head_learning_rate, 1, 0, TINYFIX_Q16_ONE),
+	S(adapt.head_clamp, 0, 0, 127),
 	S(monitor.rate_shift, 0, 1, 15),
 	S(monitor.min_frames, 0, 1, 65535),
 	S(monitor.ref_conf, 0, 0, TINYFIX_Q15_ONE),
@@ -76,8 +77,9 @@ static const struct field fields[] = {
 	A(monitor.ref_in_mean, 1, -(1 << 30), 1 << 30, COUNT_CHANNELS),
 	A(monitor.ref_in_std, 1, 1, 1 << 30, COUNT_CHANNELS),
 #if TINYFIX_MAX_FEATURES > 0
-	{offsetof(struct tinyfix_params, head.multiplier), 4, 1, COUNT_HEAD_ONE, 1 << 30, INT32_MAX},
-	{offsetof(struct tinyfix_params, head.shift), 4, 1, COUNT_HEAD_ONE, -31, 30},
+	{offsetof(struct tinyfix_params, head.multiplier), 4, 1, COUNT_HEAD_CLASSES, 1 << 30,
+	 INT32_MAX},
+	{offsetof(struct tinyfix_params, head.shift), 4, 1, COUNT_HEAD_CLASSES, -31, 30},
 	{offsetof(struct tinyfix_params, head.bias), 4, 1, COUNT_HEAD_CLASSES, -(1 << 30), 1 << 30},
 	{offsetof(struct tinyfix_params, head.weights), 1, 1, COUNT_HEAD_WEIGHTS, -127, 127},
 #endif
@@ -98,8 +100,6 @@ static size_t field_count(const struct field *f, const struct tinyfix_params *p)
 		return p->n_classes;
 	case COUNT_CHANNELS:
 		return p->n_channels;
-	case COUNT_HEAD_ONE:
-		return p->n_features > 0U ? 1U : 0U;
 	case COUNT_HEAD_CLASSES:
 		return p->n_features > 0U ? p->n_classes : 0U;
 	case COUNT_HEAD_WEIGHTS:
@@ -443,6 +443,7 @@ int tinyfix_params_identity(struct tinyfix_params *params, const struct tinyfix_
 	}
 	params->adapt.learning_rate = TINYFIX_Q16_ONE / 64;
 	params->adapt.clamp = 2 * TINYFIX_Q16_ONE;
+	params->adapt.head_clamp = 16;
 	/* A monitor that never advises until the host stores reference figures. */
 	params->monitor.rate_shift = 7;
 	params->monitor.min_frames = 256;

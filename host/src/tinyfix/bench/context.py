@@ -136,6 +136,7 @@ class Bench:
         # Filled by upper_bound.retrain(): the retrained int8 model, or why there is none.
         self.retrained: Model | None = None
         self.retrained_skip: str = "not attempted (--no-upper-bound)"
+        self.retrained_log: dict[str, object] = {}
 
     @cached_property
     def int8(self) -> Model:

@@ -87,6 +87,8 @@ struct tinyfix_input_params {
 struct tinyfix_adapt_params {
 	int32_t learning_rate;
 	int32_t clamp;
+	int32_t head_learning_rate;
+	uint8_t head_clamp;
 };
 
 struct tinyfix_monitor_params {
@@ -102,8 +104,8 @@ struct tinyfix_monitor_params {
 };
 
 struct tinyfix_head_params {
-	int32_t multiplier;
-	int32_t shift;
+	int32_t multiplier[...];
+	int32_t shift[...];
 	int32_t bias[...];
 	int8_t weights[...];
 };
@@ -158,6 +160,7 @@ struct tinyfix_drift {
 
 struct tinyfix_ctx {
 	int32_t bias_delta[...];
+	int16_t head_delta[...];
 	...;
 };
 

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Fit a classification correction: temperature, label-shift prior, bias, vector scaling,
-then per-class thresholds, each kept only if it helps on a held-out split of the
-calibration data (scored through the C core)."""
+a re-fitted last layer (when the data has the model's feature vectors), then per-class
+thresholds, each kept only if it helps on a held-out split of the calibration data (scored
+through the C core)."""
 
 from __future__ import annotations
 
@@ -17,16 +18,20 @@ from tinyfix.errors import TinyfixError
 from tinyfix.fit import prior, scaling
 from tinyfix.fit.domain import check_raw, detect_output_kind, scaling_inputs
 from tinyfix.fit.float_params import FloatParams
+from tinyfix.fit.head import fit_head
+from tinyfix.fit.head import min_samples as head_min_samples
+from tinyfix.fit.head_source import HeadSource
 from tinyfix.fit.heldout import change, score_classification
 from tinyfix.fit.options import ALL_CLASSIFICATION_STAGES, CLASSIFICATION_STAGES, FitOptions
 from tinyfix.fit.quantize import Q15, quantize
 from tinyfix.fit.result import FitResult, StageDecision
 from tinyfix.fit.thresholds import fit_thresholds
-from tinyfix.fit.through_core import run_frames
+from tinyfix.fit.through_core import check_features, run_frames
 
 MIN_HELDOUT = 20
 SCALING_KEYS = ("nll", "accuracy", "ece")
 THRESHOLD_KEYS = ("precision", "coverage", "accuracy")
+HEAD_KEYS = ("nll", "accuracy", "macro_f1", "ece")
 
 
 @dataclass
@@ -44,9 +49,12 @@ class _Fit:
     state: FloatParams
     params: Params
     scores: dict[str, float]
+    feats_fit: NDArray | None = None
+    feats_held: NDArray | None = None
 
     def score(self, params: Params) -> dict[str, float]:
-        return score_classification(self.core, self.model, params, self.raw_held, self.y_held)
+        return score_classification(self.core, self.model, params, self.raw_held, self.y_held,
+                                    self.feats_held)
 
     def adopt(self, state: FloatParams, params: Params, scores: dict[str, float]) -> None:
         self.state, self.params, self.scores = state, params, scores
@@ -114,7 +122,7 @@ def _threshold_stage(f: _Fit) -> StageDecision:
         return StageDecision("thresholds", False,
                              f"held-out precision {100 * before['precision']:.1f}% already "
                              f"meets the target {100 * target:.1f}%", before, before)
-    run = run_frames(f.core, f.model, f.params, f.raw_fit)
+    run = run_frames(f.core, f.model, f.params, f.raw_fit, features=f.feats_fit)
     fitted = fit_thresholds(run, f.y_fit, f.model.n_classes, target)
     state = f.state.replace(class_threshold=fitted.threshold_q15 / Q15)
     params, _ = quantize(f.core, f.model, state, f.options.device)
@@ -131,17 +139,59 @@ def _threshold_stage(f: _Fit) -> StageDecision:
     return StageDecision("thresholds", False, f"no precision gain: {text}", before, after)
 
 
+def _beats(before: dict[str, float], after: dict[str, float], n_held: int,
+           min_nll_gain: float) -> bool:
+    """The head must beat the output-only stages on the held-out split: lower NLL at no
+    loss of accuracy, or more than one sample more right at no worse NLL."""
+    nll_gain = after["nll"] < before["nll"] * (1.0 - min_nll_gain)
+    more_right = after["accuracy"] > before["accuracy"] + 1.0 / n_held + 1e-12
+    return ((nll_gain and after["accuracy"] >= before["accuracy"] - 1e-12)
+            or (more_right and after["nll"] <= before["nll"]))
+
+
+def _head_stage(f: _Fit, head: HeadSource | str | None) -> StageDecision:
+    if f.feats_fit is None or f.feats_held is None:
+        return StageDecision("head", False, "skipped: the data has no feature vectors")
+    if head is None:
+        head = "the model's last layer was not given"
+    if isinstance(head, str):
+        return StageDecision("head", False, f"skipped: {head}")
+    need = head_min_samples(f.model.n_classes)
+    if f.y_fit.size < need:
+        return StageDecision("head", False, f"too few samples: {f.y_fit.size} < {need}")
+    fitted = fit_head(f.core, f.model, head, f.feats_fit, f.y_fit, f.options)
+    params, clips = quantize(f.core, f.model, fitted.state, f.options.device)
+    before, after = f.scores, f.score(params)
+    text = (f"held-out {change(before, after, HEAD_KEYS)} against the output-only stages; "
+            f"{fitted.describe()}; the model's own last layer {head.own_bytes} B")
+    if clips:
+        text += "; clipped " + "; ".join(str(c) for c in clips)
+    if _beats(before, after, f.y_held.size, f.options.min_nll_gain):
+        f.adopt(fitted.state, params, after)
+        return StageDecision("head", True, text, before, after)
+    return StageDecision("head", False, f"does not beat the output-only stages: {text}",
+                         before, after)
+
+
 def fit_classification(raw_outputs: NDArray, labels: NDArray, model: ModelInfo,
-                       options: FitOptions | None = None, core: Core | None = None
-                       ) -> FitResult:
+                       options: FitOptions | None = None, core: Core | None = None, *,
+                       features: NDArray | None = None,
+                       head: HeadSource | str | None = None) -> FitResult:
     """Fit on the device's raw outputs (N, C) and labels (N,); returns the sealed set and
-    the decision on every stage. Only the calibration data given here is used."""
+    the decision on every stage. Only the calibration data given here is used.
+
+    With the model's feature vectors (N, F) and its last layer (`head`: a HeadSource, or
+    the reason it cannot be re-fitted), a "head" stage re-fits that layer after the
+    output-only stages and keeps it only if it beats them on the held-out split."""
     options = options or FitOptions()
     core = core or Core(options.core_variant)
     raw = check_raw(raw_outputs, model)
     y = _check_labels(labels, raw.shape[0], model.n_classes)
     kind = options.output_kind or detect_output_kind(raw, model)
     names = options.stages or CLASSIFICATION_STAGES
+    feats = None if features is None else check_features(features, raw.shape[0], model)
+    if (feats is not None or head is not None) and "head" not in names:
+        names = _with_head(names)
     unknown = sorted(set(names) - set(ALL_CLASSIFICATION_STAGES))
     if unknown:
         raise TinyfixError(f"unknown classification stage(s) {', '.join(unknown)}; known: "
@@ -155,13 +205,29 @@ def fit_classification(raw_outputs: NDArray, labels: NDArray, model: ModelInfo,
         reason = f"too few samples for a held-out check: {held_idx.size} < {MIN_HELDOUT}"
         return FitResult("classification", core, model, base, identity,
                          [StageDecision(n, False, reason) for n in names], clips,
-                         int(fit_idx.size), int(held_idx.size))
+                         int(fit_idx.size), int(held_idx.size), baseline_kind=kind)
     f = _Fit(core, model, options, raw[fit_idx], raw[held_idx],
              scaling_inputs(raw[fit_idx], model, kind), y[fit_idx], y[held_idx],
-             identity, base, {})
+             identity, base, {},
+             None if feats is None else feats[fit_idx],
+             None if feats is None else feats[held_idx])
     f.scores = f.score(base)
-    decisions = [_threshold_stage(f) if n == "thresholds" else _scaling_stage(f, n)
-                 for n in names]
+    decisions = []
+    for name in names:
+        if name == "thresholds":
+            decisions.append(_threshold_stage(f))
+        elif name == "head":
+            decisions.append(_head_stage(f, head))
+        else:
+            decisions.append(_scaling_stage(f, name))
     _, clips = quantize(core, model, f.state, options.device)
     return FitResult("classification", core, model, f.params, f.state, decisions, clips,
-                     int(fit_idx.size), int(held_idx.size))
+                     int(fit_idx.size), int(held_idx.size), baseline_kind=kind)
+
+
+def _with_head(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The head goes after the output-only stages, before the thresholds it changes."""
+    if "thresholds" in names:
+        at = names.index("thresholds")
+        return (*names[:at], "head", *names[at:])
+    return (*names, "head")

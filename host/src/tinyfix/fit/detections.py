@@ -21,10 +21,11 @@ def detections_from_run(run: CoreRun, t_ms: NDArray[np.int64], vote_on: bool,
 
 
 def detections_of(core: Core, model: ModelInfo, params: Params, raw: NDArray,
-                  t_ms: NDArray, background: tuple[int, ...]
+                  t_ms: NDArray, background: tuple[int, ...],
+                  features: NDArray | None = None
                   ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Vote events with the vote stage on, else each change of the decision to a
     non-background class (what "before" means for a raw model)."""
     t = np.asarray(t_ms, dtype=np.int64)
-    run = run_frames(core, model, params, raw, t)
+    run = run_frames(core, model, params, raw, t, features)
     return detections_from_run(run, t, bool(params.c.flags & STAGE["vote"]), background)

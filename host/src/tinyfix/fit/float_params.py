@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from tinyfix.fit.head_params import HeadParams
+
 
 @dataclass(frozen=True)
 class VoteSettings:
@@ -31,9 +33,19 @@ class AnomalySettings:
 
 
 @dataclass(frozen=True)
+class InputSettings:
+    """Input correction before the model: x' = (x - offset) * gain per channel, in sensor
+    units (offset) and as a factor (gain)."""
+
+    offset: NDArray[np.float64]
+    gain: NDArray[np.float64]
+
+
+@dataclass(frozen=True)
 class FloatParams:
     """logit_c = z_c * inv_temperature * class_scale[c] + class_bias[c], where z is the
-    dequantized output (its log for probability outputs)."""
+    dequantized output (its log for probability outputs), or with a head the dequantized
+    output of the re-fitted last layer (already int8: it is quantized when fitted)."""
 
     n_classes: int
     output_kind: str = "logits"
@@ -45,6 +57,8 @@ class FloatParams:
     background: tuple[int, ...] = ()
     vote: VoteSettings | None = None
     anomaly: AnomalySettings | None = None
+    head: HeadParams | None = None
+    input: InputSettings | None = None
 
     @classmethod
     def identity(cls, n_classes: int, output_kind: str = "logits",

@@ -11,8 +11,12 @@ from dataclasses import dataclass, field
 # temperature scaling): offsets fitted after a temperature leave it too warm.
 CLASSIFICATION_STAGES = ("temperature", "prior", "bias", "vector", "thresholds")
 # Also available on request (FitOptions.stages): offsets alone.
-ALL_CLASSIFICATION_STAGES = (*CLASSIFICATION_STAGES, "bias_only")
+# "head" (the last-layer re-fit) joins, before the thresholds, whenever the data has the
+# model's feature vectors.
+ALL_CLASSIFICATION_STAGES = (*CLASSIFICATION_STAGES, "bias_only", "head")
 STREAMING_STAGES = ("vote",)
+# With feature vectors, streaming fits "head" first (voting is then tuned on its outputs).
+ALL_STREAMING_STAGES = ("head", "vote")
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,12 @@ class DeviceLimits:
 
     max_vote_frames: int = 16
     max_anomaly_window: int = 64
+    # Largest head (last-layer re-fit) the build takes, in features. The Kconfig default
+    # is 0 (head compiled out); tinyfix.conf sets CONFIG_TINYFIX_MAX_FEATURES to the
+    # model's feature count when the fit keeps a head, so the default here is the
+    # option's range limit. Give the build's value to fit for a device that is not
+    # rebuilt (SET_PARAMS only).
+    max_features: int = 4096
 
 
 @dataclass(frozen=True)
@@ -50,5 +60,12 @@ class FitOptions:
     # Anomaly: most false alarms per hour allowed.
     target_false_alarms_per_hour: float = 1.0
     device: DeviceLimits = field(default_factory=DeviceLimits)
+    # Head re-fit: most bytes of re-fitted int8 weights (classes x features). A larger
+    # layer is re-fitted only on the features that matter most; None: no limit.
+    head_budget_bytes: int | None = None
+    # Streaming head re-fit: the model's input window in ms (None: the input's time steps
+    # at sample_rate_hz), for labelling frames from event times.
+    frame_window_ms: int | None = None
+    sample_rate_hz: float = 50.0
     # Core variant that evaluates candidates: "fixed" (every Cortex-M) or "float".
     core_variant: str = "fixed"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,8 @@ ALPHA_RANGE = (1, 65535)
 VOTE_WINDOW_RANGE = (0, 600_000)
 SUPPRESSION_RANGE = (0, 3_600_000)
 SCORE8_RANGE = (0, 255)
+INPUT_OFFSET_RANGE = (-(1 << 30), 1 << 30)
+INPUT_GAIN_RANGE = (1, 64 * Q16)
 
 
 @dataclass(frozen=True)
@@ -118,12 +121,50 @@ def quantize(core: Core, model: ModelInfo, fp: FloatParams,
         c.anomaly.warmup = _int_in(a.warmup, 2, int(c.anomaly.window), "anomaly.warmup",
                                    clips)
         c.anomaly.alpha_q8 = to_fixed(a.alpha, Q8, *ALPHA_RANGE, "anomaly.alpha", clips)
+    if fp.head is not None:
+        flags |= STAGE["head"]
+        _put_head(c, fp, model)
+    if fp.input is not None:
+        flags |= STAGE["input"]
+        _put_input(c, fp, model, clips)
     c.flags = flags
     p.seal()
     err = p.validate(model)
     if err:
         raise TinyfixError(f"internal: quantized parameters refused by the core ({err})")
     return p, clips
+
+
+def _put_head(c: Any, fp: FloatParams, model: ModelInfo) -> None:
+    head = fp.head
+    assert head is not None
+    if head.n_classes != model.n_classes or head.n_features != model.n_features:
+        raise TinyfixError(f"a head of {head.n_classes} x {head.n_features} for a model with "
+                           f"{model.n_classes} classes and {model.n_features} features")
+    if fp.output_kind != "logits":
+        raise TinyfixError("a head outputs logits: its parameter set's output kind must be "
+                           "'logits'")
+    c.n_features = head.n_features
+    for k in range(head.n_classes):
+        c.head.multiplier[k] = int(head.multiplier[k])
+        c.head.shift[k] = int(head.shift[k])
+        c.head.bias[k] = int(head.bias[k])
+    for k, w in enumerate(head.weights.reshape(-1).tolist()):
+        c.head.weights[k] = w
+
+
+def _put_input(c: Any, fp: FloatParams, model: ModelInfo, clips: list[Clip]) -> None:
+    settings = fp.input
+    assert settings is not None
+    n = model.n_channels
+    if n == 0 or len(settings.offset) != n or len(settings.gain) != n:
+        raise TinyfixError(f"input correction for {len(settings.offset)} channels, the model "
+                           f"takes {n}")
+    for k in range(n):
+        c.input.offset[k] = to_fixed(settings.offset[k], Q16, *INPUT_OFFSET_RANGE,
+                                     f"input.offset[{k}]", clips)
+        c.input.gain[k] = to_fixed(settings.gain[k], Q16, *INPUT_GAIN_RANGE,
+                                   f"input.gain[{k}]", clips)
 
 
 def dequantized(p: Params) -> dict[str, object]:

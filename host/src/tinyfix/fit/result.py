@@ -62,10 +62,25 @@ class FitResult:
     # Streaming: every voting setting the search tried, scored on the fit part of the
     # calibration stream (a false-accept / false-reject curve).
     vote_trials: list[tuple[VoteSettings, metrics.StreamScore]] = field(default_factory=list)
+    # Domain of the model's raw outputs when it differs from float_params' (a head writes
+    # logits even for a model that outputs probabilities); None: the same.
+    baseline_kind: str | None = None
 
     @property
     def output_kind(self) -> str:
         return self.float_params.output_kind
+
+    @property
+    def uses_features(self) -> bool:
+        """The set re-fits the last layer: the device (and every evaluation) needs the
+        feature vectors."""
+        return self.float_params.head is not None
+
+    def _features(self, features: NDArray | None) -> NDArray | None:
+        if features is None and self.uses_features:
+            raise TinyfixError("this parameter set re-fits the model's last layer: "
+                               "evaluating it needs the feature vectors")
+        return features
 
     @property
     def stages_kept(self) -> list[str]:
@@ -73,25 +88,28 @@ class FitResult:
 
     def baseline_params(self) -> Params:
         """No correction: identity in the output's domain, background classes marked."""
-        fp = FloatParams.identity(self.model.n_classes, self.output_kind,
+        fp = FloatParams.identity(self.model.n_classes, self.baseline_kind or self.output_kind,
                                   self.float_params.background)
         return quantize(self.core, self.model, fp)[0]
 
     def evaluate(self, raw: NDArray, labels: NDArray | None = None, *,
-                 t_ms: NDArray | None = None,
-                 events: metrics.Events | None = None) -> Evaluation:
-        """Classification with `labels`, streaming with `t_ms` and `events`."""
+                 t_ms: NDArray | None = None, events: metrics.Events | None = None,
+                 features: NDArray | None = None) -> Evaluation:
+        """Classification with `labels`, streaming with `t_ms` and `events`; `features`
+        (the model's feature vectors, one row a frame) when the set has a head."""
         if labels is not None:
-            return self.evaluate_classification(raw, labels)
+            return self.evaluate_classification(raw, labels, features)
         if t_ms is None or events is None:
             raise TinyfixError("evaluation needs labels, or t_ms and events for a stream")
-        return self.evaluate_streaming(raw, t_ms, events)
+        return self.evaluate_streaming(raw, t_ms, events, features)
 
-    def evaluate_classification(self, raw: NDArray, labels: NDArray) -> Evaluation:
+    def evaluate_classification(self, raw: NDArray, labels: NDArray,
+                                features: NDArray | None = None) -> Evaluation:
         y = np.asarray(labels, dtype=np.int64)
         n = self.model.n_classes
         before = run_frames(self.core, self.model, self.baseline_params(), raw)
-        after = run_frames(self.core, self.model, self.params, raw)
+        after = run_frames(self.core, self.model, self.params, raw,
+                           features=self._features(features))
         decided = after.decision != metrics.NO_DECISION
         return Evaluation(
             before=metrics.classification_metrics(y, before.top_class, before.confidence, n),
@@ -106,19 +124,22 @@ class FitResult:
                                                      with_no_decision=True),
         )
 
-    def detections(self, raw: NDArray, t_ms: NDArray, params: Params | None = None
+    def detections(self, raw: NDArray, t_ms: NDArray, params: Params | None = None,
+                   features: NDArray | None = None
                    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """(times, classes) of the detections `params` (default: the fitted set) make:
         vote events with the vote stage on, else each change of the decision to a
         non-background class."""
-        return detections_of(self.core, self.model, params or self.params, raw, t_ms,
-                             self.float_params.background)
+        if params is None:
+            params, features = self.params, self._features(features)
+        return detections_of(self.core, self.model, params, raw, t_ms,
+                             self.float_params.background, features)
 
-    def evaluate_streaming(self, raw: NDArray, t_ms: NDArray, events: metrics.Events
-                           ) -> Evaluation:
+    def evaluate_streaming(self, raw: NDArray, t_ms: NDArray, events: metrics.Events,
+                           features: NDArray | None = None) -> Evaluation:
         t = np.asarray(t_ms, dtype=np.int64)
         bt, bl = self.detections(raw, t, self.baseline_params())
-        at, al = self.detections(raw, t, self.params)
+        at, al = self.detections(raw, t, features=features)
         return Evaluation(
             before=metrics.streaming_metrics(bt, bl, events, t),
             after=metrics.streaming_metrics(at, al, events, t),
@@ -151,5 +172,6 @@ class FitResult:
             "clipped": [str(c) for c in self.clipped],
             "n_fit": self.n_fit,
             "n_heldout": self.n_heldout,
+            "uses_features": self.uses_features,
             "params_crc": f"0x{self.params.crc:08x}",
         }

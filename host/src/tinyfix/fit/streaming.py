@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Fit a streaming correction: voting tuned for a false-accept target on the earlier part
 of the calibration stream, kept only if it helps on the later part (through the C core).
+With the model's feature vectors, a re-fitted last layer is tried too (fit.streaming_head).
 
 Background classes are marked in the parameters (never events; no suppression after them).
 """
@@ -16,9 +17,12 @@ from tinyfix.datasets import StreamingData, split_stream
 from tinyfix.errors import TinyfixError
 from tinyfix.fit.domain import check_raw, detect_output_kind
 from tinyfix.fit.float_params import FloatParams, VoteSettings
-from tinyfix.fit.options import STREAMING_STAGES, FitOptions
+from tinyfix.fit.head_source import HeadSource
+from tinyfix.fit.options import ALL_STREAMING_STAGES, STREAMING_STAGES, FitOptions
 from tinyfix.fit.quantize import quantize
 from tinyfix.fit.result import FitResult, StageDecision
+from tinyfix.fit.streaming_head import head_then_vote
+from tinyfix.fit.through_core import check_features
 from tinyfix.fit.voting import Stream, objective, score_state, search_vote
 
 MIN_FIT_EVENTS = 5
@@ -62,11 +66,16 @@ def _vote_stage(core: Core, model: ModelInfo, state: FloatParams, fit: Stream, h
 def fit_streaming(raw_scores: NDArray, t_ms: NDArray, events: metrics.Events,
                   model: ModelInfo, background: tuple[int, ...] | list[int],
                   options: FitOptions | None = None, core: Core | None = None,
-                  start: FloatParams | None = None) -> FitResult:
+                  start: FloatParams | None = None, *, features: NDArray | None = None,
+                  head: HeadSource | str | None = None) -> FitResult:
     """Fit on a recorded calibration stream: raw outputs (T, C) at times t_ms (T,), ground
     truth events, and the background class indices. `start` carries stages fitted before
     (e.g. a classification fit's float_params on labelled windows): voting is then tuned
-    on its corrected probabilities, and judged against it."""
+    on its corrected probabilities, and judged against it.
+
+    With the model's feature vectors (T, F) and its last layer (`head`, or the reason it
+    cannot be re-fitted) a "head" stage is tried before voting; frame labels for it come
+    from the events, over the model's input window (FitOptions.frame_window_ms)."""
     options = options or FitOptions()
     core = core or Core(options.core_variant)
     raw = check_raw(raw_scores, model)
@@ -79,10 +88,16 @@ def fit_streaming(raw_scores: NDArray, t_ms: NDArray, events: metrics.Events,
     if any(not 0 <= b < model.n_classes for b in bg):
         raise TinyfixError(f"background classes must be in [0, {model.n_classes - 1}]")
     names = options.stages or STREAMING_STAGES
-    unknown = sorted(set(names) - set(STREAMING_STAGES))
+    feats = None if features is None else check_features(features, raw.shape[0], model)
+    if (feats is not None or head is not None) and "head" not in names:
+        names = ("head", *names)
+    unknown = sorted(set(names) - set(ALL_STREAMING_STAGES))
     if unknown:
         raise TinyfixError(f"unknown streaming stage(s) {', '.join(unknown)}; known: "
-                           f"{', '.join(STREAMING_STAGES)}")
+                           f"{', '.join(ALL_STREAMING_STAGES)}")
+    if "head" in names and "vote" not in names:
+        raise TinyfixError("a streaming head is judged with voting tuned after it: keep the "
+                           "vote stage")
     if start is not None:
         if start.n_classes != model.n_classes:
             raise TinyfixError(f"starting parameters have {start.n_classes} classes, the "
@@ -91,17 +106,24 @@ def fit_streaming(raw_scores: NDArray, t_ms: NDArray, events: metrics.Events,
     else:
         kind = options.output_kind or detect_output_kind(raw, model)
         state = FloatParams.identity(model.n_classes, kind, bg)
+    baseline_kind = options.output_kind or detect_output_kind(raw, model)
     data = StreamingData(t, events, tuple(map(str, range(model.n_classes))), bg, scores=raw)
     early, late = split_stream(data, options.heldout_fraction)
     assert early.scores is not None and late.scores is not None
-    fit = Stream(early.scores, early.t_ms, early.events)
-    held = Stream(late.scores, late.t_ms, late.events)
+    cut = int(late.t_ms[0]) if len(late) else int(t[-1]) + 1
+    fit = Stream(early.scores, early.t_ms, early.events,
+                 None if feats is None else feats[t < cut])
+    held = Stream(late.scores, late.t_ms, late.events,
+                  None if feats is None else feats[t >= cut])
     decisions: list[StageDecision] = []
     trials: list[tuple[VoteSettings, metrics.StreamScore]] = []
-    for name in names:
-        if name == "vote":
-            decision, state = _vote_stage(core, model, state, fit, held, options, trials)
-            decisions.append(decision)
+    if "head" in names:
+        outcome = head_then_vote(core, model, state, fit, held, options, head, _vote_stage,
+                                 options.frame_window_ms)
+        decisions, state, trials = outcome.decisions, outcome.state, outcome.trials
+    elif "vote" in names:
+        decision, state = _vote_stage(core, model, state, fit, held, options, trials)
+        decisions.append(decision)
     params, clips = quantize(core, model, state, options.device)
     return FitResult("streaming", core, model, params, state, decisions, clips,
-                     len(fit.t_ms), len(held.t_ms), trials)
+                     len(fit.t_ms), len(held.t_ms), trials, baseline_kind=baseline_kind)

@@ -50,9 +50,9 @@ def _result_dtype(core: Core) -> np.dtype:
     ffi = core.ffi
     struct = "struct tinyfix_result"
     n_max = ffi.sizeof(ffi.new(f"{struct} *").prob) // 2
-    formats = {"logit": ("<i4", (n_max,)), "prob": ("<u2", (n_max,)), "top_class": "<i2", "top_prob": "<u2",
-               "decision": "<i2", "vote_class": "<i2", "vote_new": "u1", "vote_event": "u1",
-               "anomaly": "u1"}
+    formats = {"logit": ("<i4", (n_max,)), "prob": ("<u2", (n_max,)), "top_class": "<i2",
+               "top_prob": "<u2", "decision": "<i2", "vote_class": "<i2", "vote_new": "u1",
+               "vote_event": "u1", "anomaly": "u1"}
     return np.dtype({"names": list(formats), "formats": list(formats.values()),
                      "offsets": [ffi.offsetof(struct, k) for k in formats],
                      "itemsize": ffi.sizeof(struct)})

@@ -37,6 +37,7 @@ class Stream:
     raw: NDArray
     t_ms: NDArray[np.int64]
     events: metrics.Events
+    features: NDArray | None = None  # the model's feature vectors, for a head stage
 
     @property
     def duration_ms(self) -> int:
@@ -52,7 +53,7 @@ def objective(score: metrics.StreamScore, target_fa_per_hour: float
 def score_state(core: Core, model: ModelInfo, fp: FloatParams, stream: Stream,
                 limits: DeviceLimits) -> metrics.StreamScore:
     params, _ = quantize(core, model, fp, limits)
-    run = run_frames(core, model, params, stream.raw, stream.t_ms)
+    run = run_frames(core, model, params, stream.raw, stream.t_ms, stream.features)
     t, lab = detections_from_run(run, stream.t_ms, fp.vote is not None, fp.background)
     return metrics.score_detections(t, lab, stream.events, stream.duration_ms)
 

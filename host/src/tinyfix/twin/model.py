@@ -109,24 +109,23 @@ class FinalLayer:
     def head_params(self, core: Core, model: ModelInfo) -> Params:
         """A parameter set whose head stage is this very layer (TFLM's arithmetic).
 
-        Raises TinyfixError when the core's head cannot express the layer: it has one
-        output multiplier, no fused activation, and writes the model's output tensor.
+        Raises TinyfixError when the core's head cannot express the layer: it has no fused
+        activation and writes the model's output tensor. Per-tensor and per-channel weight
+        quantization both map onto its per-class multipliers.
         """
         if not self.produces_output or self.activation != "NONE":
             raise TinyfixError("the last FULLY_CONNECTED is not the model's output layer "
                                f"(activation {self.activation})")
-        if self.per_channel:
-            raise TinyfixError(
-                "the last FULLY_CONNECTED is quantized per channel "
-                f"({len(self.weight_scales)} weight scales); the head stage has one multiplier"
-            )
         p = Params.identity(core, model)
         c = p.c
         n_features = self.weights.shape[1]
         c.flags = STAGE_HEAD | STAGE_SCALE
         c.n_features = n_features
-        c.head.multiplier = self.multipliers[0]
-        c.head.shift = self.shifts[0]
+        n_classes = self.weights.shape[0]
+        for k in range(n_classes):
+            # A per-tensor layer has one multiplier; every class uses it.
+            c.head.multiplier[k] = self.multipliers[k if len(self.multipliers) > 1 else 0]
+            c.head.shift[k] = self.shifts[k if len(self.shifts) > 1 else 0]
         for i, b in enumerate(self.bias.tolist()):
             c.head.bias[i] = b
         for i, w in enumerate(self.weights.reshape(-1).tolist()):

@@ -273,6 +273,13 @@ struct tinyfix_input_params {
 struct tinyfix_adapt_params {
 	int32_t learning_rate; /**< Q16.16, [0, 1.0] */
 	int32_t clamp;         /**< largest bias change from the set value, Q16.16, [0, 64.0] */
+	/**
+	 * Head weights (stage HEAD with features): step in weight LSBs per unit of probability
+	 * error times feature LSB, Q16.16, [0, 1.0]; 0 adapts only the biases. The host sets it
+	 * from the learning rate and the feature and weight scales.
+	 */
+	int32_t head_learning_rate;
+	uint8_t head_clamp; /**< largest change of a head weight from its set value, LSB, [0, 127] */
 };
 
 /**
@@ -297,14 +304,15 @@ struct tinyfix_monitor_params {
 
 #if TINYFIX_MAX_FEATURES > 0
 /**
- * Re-fitted last layer (stage 0), TFLM int8 FULLY_CONNECTED arithmetic:
+ * Re-fitted last layer (stage 0), TFLM int8 FULLY_CONNECTED arithmetic with per-channel
+ * (per-class) quantization, as TFLite's converter emits it; per-tensor is every class equal:
  * acc = bias[c] + sum_f weights[c][f] * (feature[f] - feature_zero_point);
- * out = clamp(MultiplyByQuantizedMultiplier(acc, multiplier, shift) + output zero point).
+ * out = clamp(MultiplyByQuantizedMultiplier(acc, multiplier[c], shift[c]) + output zp).
  * The output is in the model output's quantization, so the stages after it are unchanged.
  */
 struct tinyfix_head_params {
-	int32_t multiplier; /**< [2^30, 2^31) */
-	int32_t shift;      /**< [-31, 30] */
+	int32_t multiplier[TINYFIX_MAX_CLASSES]; /**< [2^30, 2^31) */
+	int32_t shift[TINYFIX_MAX_CLASSES];      /**< [-31, 30] */
 	int32_t bias[TINYFIX_MAX_CLASSES];
 	/** Row-major [n_classes][n_features], only the first n_classes * n_features used. */
 	int8_t weights[TINYFIX_MAX_CLASSES * TINYFIX_MAX_FEATURES];
@@ -402,6 +410,14 @@ struct tinyfix_ctx {
 	int32_t mon_hist[TINYFIX_MAX_CLASSES];  /* running share of top classes, Q23 */
 	uint32_t mon_frames;
 	bool mon_advised;                       /* advice already reported once */
+#if TINYFIX_MAX_FEATURES > 0 && TINYFIX_WITH_ADAPT
+	/* Adapted head weights: change from the set value in 1/256 LSB, and the features of the
+	 * last frame, which the next label refers to.
+	 */
+	int16_t head_delta[TINYFIX_MAX_CLASSES * TINYFIX_MAX_FEATURES];
+	int8_t last_features[TINYFIX_MAX_FEATURES];
+	bool have_features;
+#endif
 	int32_t in_inv_multiplier; /* 1 / input scale, as struct tinyfix_quant */
 	int32_t in_inv_shift;
 
@@ -477,6 +493,18 @@ void tinyfix_params_seal(struct tinyfix_params *params);
  */
 int tinyfix_params_validate(const struct tinyfix_params *params,
 			    const struct tinyfix_model_info *model);
+
+/**
+ * Bytes of an encoded parameter set (docs/params-format.md), as a constant expression for
+ * buffer sizes; tinyfix_params_encoded_size() computes the same at run time.
+ */
+#define TINYFIX_PARAMS_ENCODED_SIZE(classes, channels, features)                                   \
+	(78U + 13U * (classes) + 16U * (channels) +                                                \
+	 ((features) > 0 ? (12U + (features)) * (classes) : 0U))
+
+/** The largest encoded parameter set this build accepts. */
+#define TINYFIX_PARAMS_BLOB_MAX                                                                    \
+	TINYFIX_PARAMS_ENCODED_SIZE(TINYFIX_MAX_CLASSES, TINYFIX_MAX_CHANNELS, TINYFIX_MAX_FEATURES)
 
 /** Bytes tinyfix_params_encode() writes for these counts. */
 size_t tinyfix_params_encoded_size(uint16_t n_classes, uint16_t n_channels, uint16_t n_features);
@@ -580,7 +608,10 @@ int tinyfix_input_correct(struct tinyfix_ctx *ctx, const int32_t *samples, size_
  * @brief One bounded SGD step on the class biases from a label (stage ADAPT).
  *
  * Cross-entropy gradient on the corrected logits: bias[c] -= lr * (prob[c] - [c == label]),
- * each bias kept within +/- clamp of its value in the applied parameter set.
+ * each bias kept within +/- clamp of its value in the applied parameter set. With the head
+ * stage, features on that frame and a non-zero head_learning_rate, the head's weights take
+ * the same step, w[c][f] -= head_lr * (prob[c] - [c == label]) * (feature[f] - zero point),
+ * kept within +/- head_clamp LSB of the set weights.
  *
  * @param res   the result tinyfix_process() returned for the labelled frame
  * @param label the true class

@@ -45,9 +45,7 @@ extern "C" {
  * Upper bound of tinyfix_params_encoded_size() for this build's TINYFIX_MAX_* sizes: the
  * buffer an encoded parameter set (settings record, SET_PARAMS payload) always fits in.
  */
-#define TINYFIX_ZEPHYR_PARAMS_BLOB_MAX                                                             \
-	(62U + 11U * TINYFIX_MAX_CLASSES + 8U * TINYFIX_MAX_CHANNELS +                             \
-	 (TINYFIX_MAX_FEATURES > 0 ? 8U + (4U + TINYFIX_MAX_FEATURES) * TINYFIX_MAX_CLASSES : 0U))
+#define TINYFIX_ZEPHYR_PARAMS_BLOB_MAX TINYFIX_PARAMS_BLOB_MAX
 
 /**
  * @brief Fill the compiled-in default parameter set for a model.

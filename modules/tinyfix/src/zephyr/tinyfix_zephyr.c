@@ -75,9 +75,13 @@ BUILD_ASSERT(DT_PROP_OR(TFZ_NODE, n_features, 0) <= TINYFIX_MAX_FEATURES,
 	     "tinyfix,correction: n-features above CONFIG_TINYFIX_MAX_FEATURES");
 
 #if TINYFIX_MAX_FEATURES > 0
+TFZ_ARRAY(head_multiplier)
+TFZ_ARRAY(head_shift)
 TFZ_ARRAY(head_bias)
 TFZ_ARRAY(head_weights)
 BUILD_ASSERT(TFZ_LEN(head_bias) <= TINYFIX_MAX_CLASSES &&
+		     TFZ_LEN(head_multiplier) <= TINYFIX_MAX_CLASSES &&
+		     TFZ_LEN(head_shift) <= TINYFIX_MAX_CLASSES &&
 		     TFZ_LEN(head_weights) <= TINYFIX_MAX_CLASSES * TINYFIX_MAX_FEATURES,
 	     "tinyfix,correction: head larger than CONFIG_TINYFIX_MAX_CLASSES/_MAX_FEATURES");
 #endif
@@ -173,6 +177,8 @@ static int dt_fill(struct tinyfix_params *p, const struct tinyfix_model_info *m)
 
 	TFZ_SIGNED(p->adapt.learning_rate, adapt_learning_rate);
 	TFZ_SIGNED(p->adapt.clamp, adapt_clamp);
+	TFZ_SIGNED(p->adapt.head_learning_rate, adapt_head_learning_rate);
+	TFZ_UNSIGNED(err, p->adapt.head_clamp, adapt_head_clamp);
 
 	TFZ_UNSIGNED(err, p->monitor.rate_shift, monitor_rate_shift);
 	TFZ_UNSIGNED(err, p->monitor.min_frames, monitor_min_frames);
@@ -202,10 +208,13 @@ static int dt_fill(struct tinyfix_params *p, const struct tinyfix_model_info *m)
 	TFZ_ARRAY_INTO(err, p->monitor.ref_in_std, monitor_ref_in_std, p->n_channels, INT32_MIN,
 		       INT32_MAX);
 #if TINYFIX_MAX_FEATURES > 0
-	p->head.multiplier = 1 << 30;
-	TFZ_SIGNED(p->head.multiplier, head_multiplier);
-	TFZ_SIGNED(p->head.shift, head_shift);
 	if (p->n_features > 0U) {
+		for (size_t c = 0; c < p->n_classes; c++) {
+			p->head.multiplier[c] = 1 << 30;
+		}
+		TFZ_ARRAY_INTO(err, p->head.multiplier, head_multiplier, p->n_classes, INT32_MIN,
+			       INT32_MAX);
+		TFZ_ARRAY_INTO(err, p->head.shift, head_shift, p->n_classes, INT32_MIN, INT32_MAX);
 		TFZ_ARRAY_INTO(err, p->head.bias, head_bias, p->n_classes, INT32_MIN, INT32_MAX);
 		if (err == TINYFIX_OK && !DT_NODE_HAS_PROP(TFZ_NODE, head_weights)) {
 			err = TINYFIX_ERR_CLASSES; /* a head without weights has no meaning */
