@@ -66,6 +66,7 @@ def windows() -> list[tuple[str, int, np.ndarray]]:
 
 def expected(model: bytes, wins: list[tuple[str, int, np.ndarray]]) -> dict[str, object]:
     from tflite_micro.python.tflite_micro import runtime as rt
+
     from tinyfix.core import Core, Corrector, ModelInfo, Params
 
     info = check_model.describe(model)

@@ -411,8 +411,10 @@ def test_stats_carry_the_drift_monitor_flags_and_leave_its_one_shot_to_the_app(l
     assert link.device_stats().drift_flags == 0
     for _ in range(4):
         link.infer(bytes(N_IN))  # all-zero input: flat outputs, low confidence
-    flags = link.device_stats().drift_flags
+    stats = link.device_stats()
+    flags = stats.drift_flags
     assert flags & DRIFT_ADVISED and flags & DRIFT_CONF
+    assert stats.monitor_frames == 4 and 0 < stats.mean_conf < 32768 - 1000
     drift = core.ffi.new("struct tinyfix_drift *")
     assert core.lib.tinyfix_drift_status(device.corrector.ctx, drift) == 0
     assert drift.newly_advised

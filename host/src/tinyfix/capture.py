@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tinyfix.capture_store import CaptureRecord, CaptureStore
-from tinyfix.core import Core, Corrector, ModelInfo
+from tinyfix.core import Core, Corrector, ModelInfo, Params
 from tinyfix.device import Device
 from tinyfix.errors import TinyfixError
 from tinyfix.wire import WireError
@@ -28,14 +28,16 @@ class CaptureInterrupted(TinyfixError):
     exit_code = 4
 
 
-def quantize_inputs(core: Core, model: ModelInfo, x: NDArray) -> NDArray[np.int8]:
+def quantize_inputs(core: Core, model: ModelInfo, x: NDArray,
+                    params: Params | None = None) -> NDArray[np.int8]:
     """Model inputs as the int8 input tensor: int8 data as given; real values quantized by the
-    C core (round half away from zero, saturated), exactly as the firmware's input stage."""
+    C core (round half away from zero, saturated), exactly as the firmware's input stage,
+    with the input correction of `params` if it has one."""
     if x.dtype == np.int8:
         return x
     if model.n_channels == 0:
         raise TinyfixError("the device's input is not an int8 tensor: give int8 inputs")
-    corr = Corrector(core, model)
+    corr = Corrector(core, model, params)
     q16 = np.clip(np.round(np.asarray(x, dtype=np.float64) * 65536), -(2**31) + 1, 2**31 - 1)
     flat = q16.astype(np.int32).reshape(-1, model.n_channels)
     return corr.input_correct(flat).reshape(x.shape)

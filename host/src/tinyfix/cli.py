@@ -149,6 +149,21 @@ def cmd_push(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_monitor(args: argparse.Namespace, console: Console) -> int:
+    from tinyfix import params_io
+    from tinyfix.core import Core
+    from tinyfix.device import open_device
+    from tinyfix.monitor import watch
+
+    with open_device(args.port, baud=args.baud, sim_sensor=args.drive or "field") as device:
+        params = None
+        if args.params is not None:
+            params = params_io.read_params_yaml(args.params, Core(), device.model)
+        watch(device, console, params=params, drive=args.drive, interval=args.interval,
+              count=args.count)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="tinyfix", description=__doc__.split("\n")[0])
     top.add_argument("--version", action="version", version=f"tinyfix {__version__}")
@@ -183,6 +198,18 @@ def parser() -> argparse.ArgumentParser:
     _port_args(p)
     p.add_argument("--model", type=Path, help="also check the device runs this model")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("monitor", help="watch the device's drift monitor live")
+    _port_args(p)
+    p.add_argument("--params", type=Path,
+                   help="first apply this params.yaml (not persisted), e.g. a fit with the "
+                        "monitor's references")
+    p.add_argument("--drive", choices=["lab", "field"],
+                   help="also stream generated demo windows from a lab or drifted sensor")
+    p.add_argument("--interval", type=float, default=0.5,
+                   help="seconds between polls (default: %(default)s)")
+    p.add_argument("--count", type=int, help="stop after this many polls")
+    p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("push", help="send params.yaml to a device at run time (SET_PARAMS)")
     _port_args(p)

@@ -521,23 +521,27 @@ int tinyfix_link_feed(struct tinyfix_link *link, const uint8_t *data, size_t len
 	return answered;
 }
 
-/* The drift monitor's flags, without using up its one-shot "newly advised" for the app. */
-static uint32_t drift_flags(struct tinyfix_ctx *ctx)
+/* The drift monitor's figures, without using up its one-shot "newly advised" for the app. */
+static void drift_figures(struct tinyfix_ctx *ctx, struct tinyfix_wire_stats *stats)
 {
 	struct tinyfix_drift drift;
 	bool advised = ctx->mon_advised;
 
 	if (tinyfix_drift_status(ctx, &drift) != TINYFIX_OK) {
-		return 0U;
+		return;
 	}
 	ctx->mon_advised = advised;
-	return drift.flags;
+	stats->drift_flags = drift.flags;
+	stats->mean_conf = drift.mean_conf;
+	stats->prior_tv = drift.prior_tv;
+	stats->input_z_q8 = drift.input_z_q8;
+	stats->monitor_frames = drift.frames;
 }
 
 void tinyfix_link_stats(const struct tinyfix_link *link, struct tinyfix_wire_stats *stats)
 {
 	memset(stats, 0, sizeof(*stats));
-	stats->drift_flags = drift_flags(link->ctx);
+	drift_figures(link->ctx, stats);
 	stats->uptime_ms = uptime_now(link);
 	stats->frames_ok = link->rx.frames_ok;
 	stats->crc_errors = link->rx.crc_errors;

@@ -612,6 +612,10 @@ int tinyfix_wire_stats_encode(const struct tinyfix_wire_stats *stats, uint8_t *d
 	w_u32(&w, stats->params_crc);
 	w_u32(&w, stats->drift_flags);
 	w_u32(&w, stats->replays);
+	w_u16(&w, stats->mean_conf);
+	w_u16(&w, stats->prior_tv);
+	w_u16(&w, stats->input_z_q8);
+	w_u32(&w, stats->monitor_frames);
 	return w_done(&w);
 }
 

@@ -169,7 +169,7 @@ def _fitted_row(result: FitResult, test: ScoreStream, name: str, role: str) -> R
     assert result.float_params.anomaly is not None
     evaluation = result.evaluate_anomaly(test.raw, test.t_ms, test.anomalous)
     return Row(name, "int8", f"field test ({test.hours:.0f} h)",
-               f"adaptive threshold, α = {result.float_params.anomaly.alpha:g} (fitted)",
+               f"adaptive threshold, alpha = {result.float_params.anomaly.alpha:g} (fitted)",
                figures(evaluation.predictions["anomaly"], test), "C core, fitted set", role,
                tinyfix=True, params_crc=result.params.crc, stages=("anomaly",))
 
@@ -177,10 +177,10 @@ def _fitted_row(result: FitResult, test: ScoreStream, name: str, role: str) -> R
 def _target(name: str, before: dict[str, float], after: dict[str, float]) -> Target:
     fa = ratio(before["false_alarms_per_hour"], after["false_alarms_per_hour"])
     det_ok = after["detection_rate"] >= before["detection_rate"]
-    return Target(name, f"≥ {FA_RATIO_TARGET:g}× fewer false alarms than the fixed threshold "
+    return Target(name, f"≥ {FA_RATIO_TARGET:g}x fewer false alarms than the fixed threshold "
                         "at equal or better detection", fa >= FA_RATIO_TARGET and det_ok,
                   f"{before['false_alarms_per_hour']:.2f} → "
-                  f"{after['false_alarms_per_hour']:.2f} false alarms/h ({fa:.1f}×), "
+                  f"{after['false_alarms_per_hour']:.2f} false alarms/h ({fa:.1f}x), "
                   f"detection {100 * before['detection_rate']:.1f}% → "
                   f"{100 * after['detection_rate']:.1f}%"
                   + ("" if det_ok else " (detection worse)"))
@@ -198,11 +198,11 @@ def run(bench: Bench) -> Table:
         f"and +{WEAR_PER_DAY:.0%} a day of wear; anomalies every 30-90 min, 5-60 s long, "
         f"+30-100 % of the baseline. Fixed threshold: the lowest with ≤ "
         f"{TARGET_FALSE_ALARMS_PER_HOUR:g} false alarm/h on a {lab_cal.hours:.0f} h lab "
-        f"calibration stream. TinyFix: adaptive threshold (mean + α·σ over {WINDOW} frames), "
-        f"α fitted on the {cal.hours:.0f} h of labelled field stream before the "
-        f"{test.hours:.0f} h field test stream. Seeds: "
+        f"calibration stream. TinyFix: adaptive threshold (mean + alpha * sigma over "
+        f"{WINDOW} frames), alpha fitted on the {cal.hours:.0f} h of labelled field stream "
+        f"before the {test.hours:.0f} h field test stream. Seeds: "
         + ", ".join(f"{k} {v}" for k, v in SEEDS.items()) + ". An alarm is a run of flagged "
-        f"frames; it detects an anomaly it overlaps, else it is false.",
+        "frames; it detects an anomaly it overlaps, else it is false.",
         COLUMNS,
     )
     lab_float = fixed_threshold(lab_cal.score, lab_cal, np.arange(1.0, FULL_SCALE, 0.005))
@@ -224,7 +224,7 @@ def run(bench: Bench) -> Table:
     result = fit(bench, cal, TARGET_FALSE_ALARMS_PER_HOUR)
     bench.fitted["anomaly"] = result
     table.rows.append(Row("int8, field", "int8", f"field test ({test.hours:.0f} h)",
-                          "adaptive threshold, α = 3 (untuned)",
+                          "adaptive threshold, alpha = 3 (untuned)",
                           figures(_default_alpha_flags(bench, result, test), test),
                           "C core, anomaly stage at defaults", "adaptive_default"))
     table.rows.append(_fitted_row(

@@ -33,7 +33,7 @@ class Column:
             return f"{value:.3f}"
         if self.fmt == "rate":
             return "inf" if math.isinf(value) else f"{value:.1f}"
-        return f"{int(round(value))}"
+        return f"{round(value)}"
 
 
 @dataclass

@@ -159,6 +159,10 @@ struct tinyfix_wire_stats {
 	uint32_t params_crc;
 	uint32_t drift_flags;
 	uint32_t replays;
+	uint16_t mean_conf;
+	uint16_t prior_tv;
+	uint16_t input_z_q8;
+	uint32_t monitor_frames;
 };
 
 struct tinyfix_wire_error {

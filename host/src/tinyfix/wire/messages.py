@@ -401,16 +401,27 @@ class StatsResponse(Message):
     params_crc: int = 0
     drift_flags: int = 0
     replays: int = 0
+    # Drift monitor figures, appended in the same protocol version (older peers stop above).
+    mean_conf: int = 0  # Q15
+    prior_tv: int = 0  # Q15
+    input_z_q8: int = 0  # Q8.8
+    monitor_frames: int = 0
+    _DRIFT: ClassVar[str] = "HHHI"
 
     def encode(self) -> bytes:
         return struct.pack(
-            "<" + self._FIXED, self.uptime_ms, self.frames_ok, self.crc_errors,
+            "<" + self._FIXED + self._DRIFT, self.uptime_ms, self.frames_ok, self.crc_errors,
             self.framing_errors, self.inferences, self.params_crc, self.drift_flags, self.replays,
+            self.mean_conf, self.prior_tv, self.input_z_q8, self.monitor_frames,
         )
 
     @classmethod
     def decode(cls, payload: bytes, flags: int = 0) -> StatsResponse:
-        return cls(*_Reader(payload, "STATS").unpack(cls._FIXED))
+        reader = _Reader(payload, "STATS")
+        fixed = reader.unpack(cls._FIXED)
+        drift = reader.unpack(cls._DRIFT) if len(payload) > struct.calcsize("<" + cls._FIXED) \
+            else ()
+        return cls(*fixed, *drift)
 
 
 @dataclass(frozen=True)

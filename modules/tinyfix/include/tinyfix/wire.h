@@ -280,6 +280,11 @@ struct tinyfix_wire_stats {
 	uint32_t params_crc;
 	uint32_t drift_flags;
 	uint32_t replays;
+	/* Drift monitor figures (struct tinyfix_drift); 0 when the MONITOR stage is off. */
+	uint16_t mean_conf;  /* Q15 */
+	uint16_t prior_tv;   /* Q15 */
+	uint16_t input_z_q8; /* Q8.8 */
+	uint32_t monitor_frames;
 };
 
 /** ERROR response. */
