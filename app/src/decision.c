@@ -67,6 +67,8 @@ void decision_apply(const struct tinyfix_result *res, bool voted, int label)
 
 #if HAVE_LED
 	(void)gpio_pin_set_dt(&led, gesture ? 1 : 0);
+#else
+	ARG_UNUSED(gesture);
 #endif
 	/* Log changes only: a stream of identical decisions says nothing new. */
 	if (event != last_event) {

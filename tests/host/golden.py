@@ -113,7 +113,7 @@ def correct_frame(p: GoldenParams, raw: list[int], out_mult: int, out_shift: int
     floor_q16 = max(1, mul_q31(1 << 15, out_mult, out_shift))
     logits = []
     for c in range(p.n_classes):
-        x = mul_q31((raw[c] - out_zp) << 16, out_mult, out_shift)
+        x = mul_q31(raw[c] - out_zp, out_mult, out_shift + 16)
         if p.output_kind == 1:
             x = log_q16(max(x, floor_q16))
         logit = x

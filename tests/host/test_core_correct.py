@@ -144,3 +144,13 @@ def test_float32_outputs_are_accepted(core):
     r = Corrector(core, model).process(np.array([0.5, 2.0, -1.0], dtype=np.float32))
     assert list(r.logit) == [32768, 131072, -65536]
     assert r.top_class == 1
+
+
+def test_int16_extremes_saturate_the_q16_logit(core):
+    # (q - zp) spans 65535 steps of 0.99: beyond Q16.16's 32768, so the logit saturates.
+    model = ModelInfo(model_crc=4, n_classes=2, output_type="int16", output_scale=0.99,
+                      output_zero_point=-32768)
+    r = Corrector(core, model).process(np.array([32767, -32768]))
+    logits, _, top, _ = golden_of(core, model, Params.identity(core, model), [32767, -32768])
+    assert list(r.logit) == logits == [2**31 - 1, 0]
+    assert r.top_class == top == 0

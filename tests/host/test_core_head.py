@@ -36,7 +36,7 @@ def test_head_matches_tflm_fully_connected(core, data, n_classes, n_features):
     rows = [w[c * n_features:(c + 1) * n_features] for c in range(n_classes)]
     expected = golden.tflm_fully_connected(feats, rows, bias, feature_zp, mults, shifts, out_zp)
     info = core.model_info(model).output_quant
-    logits = [golden.mul_q31((q - out_zp) << 16, info.multiplier, info.shift) for q in expected]
+    logits = [golden.mul_q31(q - out_zp, info.multiplier, info.shift + 16) for q in expected]
     assert list(r.logit) == logits
 
 

@@ -17,13 +17,16 @@ from rich.console import Console
 from rich.table import Table
 
 from tinyfix import datasets, params_io
-from tinyfix.capture import capture, quantize_inputs, raw_outputs
+from tinyfix.capture import capture, feature_vectors, quantize_inputs, raw_outputs
 from tinyfix.core import Core, ModelInfo, Params
 from tinyfix.device import Device, open_device
 from tinyfix.errors import TinyfixError
 from tinyfix.fit import Evaluation, FitOptions, FitResult, fit_classification, fit_streaming
+from tinyfix.fit.frame_labels import model_window_ms
+from tinyfix.fit.head_source import HeadSource, head_source
 from tinyfix.fit.monitor import add_monitor
 from tinyfix.report import CurvePoint, print_summary, write_report
+from tinyfix.twin.model import ModelGraph
 
 
 @dataclass
@@ -40,7 +43,12 @@ class CalibrateJob:
     app: Path = Path("app")
     flash: bool = False
     push: bool = False
-    features: bool = False
+    # Capture the model's feature vectors (for the last-layer re-fit): True, False, or None
+    # (default) for "when the device reports a feature tensor and the model's last layer can
+    # be read from its .tflite", i.e. whenever the head stage could use them.
+    features: bool | None = None
+    head_budget_bytes: int | None = None
+    window_ms: int | None = None  # streaming head: the model's input window
     eval_fraction: float = 0.3
     seed: int = 0
     target_precision: float | None = None
@@ -69,14 +77,18 @@ def _device_info_table(device: Device) -> Table:
     return table
 
 
+Captured = tuple[NDArray, NDArray, NDArray | None, NDArray | None]
+
+
 def _raw_pair(job: CalibrateJob, device: Device | None, core: Core,
               cal: datasets.ClassificationData | datasets.StreamingData,
               ev: datasets.ClassificationData | datasets.StreamingData, labels: NDArray,
-              console: Console) -> tuple[NDArray, NDArray]:
-    """Raw outputs of the calibration and evaluation sets: recorded scores as given, else
-    captured (or resumed) through the device in one capture file."""
+              console: Console, features: bool = False) -> Captured:
+    """Raw outputs (and feature vectors, if asked and the device has them) of the
+    calibration and evaluation sets: recorded scores as given, else captured (or resumed)
+    through the device in one capture file."""
     if cal.scores is not None and ev.scores is not None:
-        return cal.scores, ev.scores
+        return cal.scores, ev.scores, None, None
     if device is None:
         raise TinyfixError(f"{job.data} holds model inputs, not recorded scores: give --port "
                            "(a device, a pyserial URL, or sim)")
@@ -85,12 +97,37 @@ def _raw_pair(job: CalibrateJob, device: Device | None, core: Core,
     model = device.model
     inputs = quantize_inputs(core, model, np.concatenate([cal.x, ev.x]))
     store = capture(device, inputs, labels, job.out / "capture.tfcap",
-                    features=job.features, console=console)
+                    features=features, console=console)
     try:
         raw = raw_outputs(store, model, np.arange(len(inputs)))
+        feats = feature_vectors(store, model, np.arange(len(inputs))) if features else None
     finally:
         store.close()
-    return raw[:len(cal)], raw[len(cal):]
+    n = len(cal)
+    if feats is None:
+        return raw[:n], raw[n:], None, None
+    return raw[:n], raw[n:], feats[:n], feats[n:]
+
+
+def _graph(job: CalibrateJob, device: Device | None) -> ModelGraph | None:
+    """The model's graph: the --model file, or the simulated device's bundled model."""
+    if job.model is not None:
+        return ModelGraph.load(job.model)
+    if device is not None and job.port == "sim":
+        from tinyfix.twin import default_model
+
+        return ModelGraph.load(default_model())
+    return None
+
+
+def _head(job: CalibrateJob, device: Device | None, core: Core, model: ModelInfo
+          ) -> tuple[HeadSource | str, bool]:
+    """The model's last layer (or why the head stage cannot replace it), and whether to
+    capture feature vectors."""
+    head = head_source(_graph(job, device), model, _options(job).device.max_features)
+    if job.features is not None:
+        return head, job.features
+    return head, device is not None and model.n_features > 0 and isinstance(head, HeadSource)
 
 
 def _model(job: CalibrateJob, device: Device | None, core: Core) -> ModelInfo:
@@ -100,14 +137,19 @@ def _model(job: CalibrateJob, device: Device | None, core: Core) -> ModelInfo:
     if job.model is None:
         raise TinyfixError("recorded scores need the model's quantization: give --model or "
                            "--port")
-    from tinyfix.twin.model import ModelGraph
-
     return ModelGraph.load(job.model).model_info(core)
 
 
-def _options(job: CalibrateJob) -> FitOptions:
+def _options(job: CalibrateJob, graph: ModelGraph | None = None) -> FitOptions:
+    window = job.window_ms
+    if window is None and graph is not None:
+        try:
+            window = model_window_ms(graph.input.shape, FitOptions.sample_rate_hz)
+        except TinyfixError:
+            window = None
     return FitOptions(seed=job.seed, target_precision=job.target_precision,
-                      target_fa_per_hour=job.target_fa_per_hour)
+                      target_fa_per_hour=job.target_fa_per_hour,
+                      head_budget_bytes=job.head_budget_bytes, frame_window_ms=window)
 
 
 def _classification(job: CalibrateJob, device: Device | None, core: Core,
@@ -117,11 +159,15 @@ def _classification(job: CalibrateJob, device: Device | None, core: Core,
         cal, ev = data, datasets.load_classification(job.eval)
     else:
         cal, ev = datasets.split_classification(data, job.eval_fraction, job.seed)
-    raw_cal, raw_ev = _raw_pair(job, device, core, cal, ev, np.concatenate([cal.y, ev.y]),
-                                console)
-    result = fit_classification(raw_cal, cal.y, _model(job, device, core), _options(job), core)
-    add_monitor(result, raw_cal, cal.x)
-    return result, result.evaluate(raw_ev, ev.y), data.class_names, []
+    model = _model(job, device, core)
+    head, want_features = _head(job, device, core, model)
+    raw_cal, raw_ev, f_cal, f_ev = _raw_pair(job, device, core, cal, ev,
+                                             np.concatenate([cal.y, ev.y]), console,
+                                             want_features)
+    result = fit_classification(raw_cal, cal.y, model, _options(job), core, features=f_cal,
+                                head=head)
+    add_monitor(result, raw_cal, cal.x, features=f_cal)
+    return result, result.evaluate(raw_ev, ev.y, features=f_ev), data.class_names, []
 
 
 def _streaming(job: CalibrateJob, device: Device | None, core: Core,
@@ -132,14 +178,18 @@ def _streaming(job: CalibrateJob, device: Device | None, core: Core,
     else:
         cal, ev = datasets.split_stream(data, job.eval_fraction)
     no_labels = np.zeros(len(cal) + len(ev), dtype=np.int64)  # streams have no frame labels
-    raw_cal, raw_ev = _raw_pair(job, device, core, cal, ev, no_labels, console)
-    result = fit_streaming(raw_cal, cal.t_ms, cal.events, _model(job, device, core),
-                           data.background, _options(job), core)
-    add_monitor(result, raw_cal, cal.x)
+    model = _model(job, device, core)
+    head, want_features = _head(job, device, core, model)
+    raw_cal, raw_ev, f_cal, f_ev = _raw_pair(job, device, core, cal, ev, no_labels, console,
+                                             want_features)
+    result = fit_streaming(raw_cal, cal.t_ms, cal.events, model, data.background,
+                           _options(job, _graph(job, device)), core, features=f_cal,
+                           head=head)
+    add_monitor(result, raw_cal, cal.x, features=f_cal)
     chosen = result.float_params.vote
     curve = [CurvePoint(s.false_accepts_per_hour, s.false_reject_rate, v == chosen)
              for v, s in result.vote_trials]
-    evaluation = result.evaluate(raw_ev, t_ms=ev.t_ms, events=ev.events)
+    evaluation = result.evaluate(raw_ev, t_ms=ev.t_ms, events=ev.events, features=f_ev)
     return result, evaluation, data.class_names, curve
 
 

@@ -109,3 +109,12 @@ def raw_outputs(store: CaptureStore, model: ModelInfo, indices: NDArray) -> NDAr
     """(N, classes) raw output tensors of the captured samples, in `indices` order."""
     dtype = NUMPY_OF[model.output_type]
     return np.stack([np.frombuffer(store.records[int(i)].raw, dtype=dtype) for i in indices])
+
+
+def feature_vectors(store: CaptureStore, model: ModelInfo, indices: NDArray) -> NDArray | None:
+    """(N, features) int8 feature vectors of the captured samples in `indices` order, or None
+    when they were captured without (or the device reports none)."""
+    rows = [store.records[int(i)].features for i in indices]
+    if model.n_features == 0 or any(len(r) != model.n_features for r in rows):
+        return None
+    return np.stack([np.frombuffer(r, dtype=np.int8) for r in rows])

@@ -33,8 +33,9 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                    help="the int8 .tflite on the device; the device must report its CRC "
                         "(with --port sim: the model the simulated device runs; default: the "
                         "bundled demo model)")
-    p.add_argument("--data", type=Path, required=True,
-                   help="calibration data: classification .npz (x, y), a folder with one "
+    p.add_argument("--data", type=Path,
+                   help="labelled calibration data (required unless fit --unlabeled): "
+                        "classification .npz (x, y), a folder with one "
                         "file or folder per class, or a streaming .npz (t_ms, x or scores, "
                         "events); see README")
     p.add_argument("--eval", type=Path,
@@ -52,9 +53,17 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-fa-per-hour", type=float, default=2.0,
                    help="streaming: most false accepts per hour while false rejects are "
                         "minimised (default: %(default)s)")
-    p.add_argument("--features", action="store_true",
-                   help="also capture the model's penultimate features (for the last-layer "
-                        "re-fit)")
+    p.add_argument("--features", action=argparse.BooleanOptionalAction, default=None,
+                   help="capture the model's penultimate features for the last-layer re-fit "
+                        "(default: yes when the device reports a feature tensor and the "
+                        "model's last layer can be read from its .tflite)")
+    p.add_argument("--head-budget-bytes", type=int,
+                   help="most bytes of re-fitted last-layer weights (classes x features); a "
+                        "larger layer is re-fitted on its most useful features only "
+                        "(default: no limit)")
+    p.add_argument("--window-ms", type=int,
+                   help="streaming head re-fit: the model's input window in ms, to label "
+                        "frames from event times (default: input time steps at 50 Hz)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data splits")
     p.add_argument("--sim-sensor", choices=["lab", "field"], default="field",
                    help="drift profile of the simulated device's sensor (default: %(default)s)")
@@ -63,6 +72,8 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
 def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     from tinyfix.calibrate import CalibrateJob, run
 
+    if args.data is None:
+        raise TinyfixError("calibrate needs --data")
     if args.flash and args.board is None:
         raise TinyfixError("--flash needs --board")
     run(CalibrateJob(
@@ -70,7 +81,8 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
         baud=args.baud, board=args.board, app=args.app, flash=args.flash, push=args.push,
         features=args.features, eval_fraction=args.eval_fraction, seed=args.seed,
         target_precision=args.target_precision, target_fa_per_hour=args.target_fa_per_hour,
-        sim_sensor=args.sim_sensor), console)
+        sim_sensor=args.sim_sensor, head_budget_bytes=args.head_budget_bytes,
+        window_ms=args.window_ms), console)
     return 0
 
 
@@ -79,6 +91,17 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     from tinyfix import datasets
     from tinyfix.calibrate import CalibrateJob, run
 
+    if args.unlabeled is not None:
+        from tinyfix.unlabeled_job import UnlabeledJob, run_unlabeled
+
+        if args.data is not None:
+            raise TinyfixError("--unlabeled fits without labels: give --data or --unlabeled, "
+                               "not both")
+        run_unlabeled(UnlabeledJob(args.unlabeled, args.out, args.model, args.reference_data,
+                                   args.eval, args.unlabeled_set), console)
+        return 0
+    if args.data is None:
+        raise TinyfixError("fit needs --data (labelled) or --unlabeled")
     stream = datasets.is_streaming_file(args.data)
     data = datasets.load_streaming(args.data) if stream else datasets.load_classification(
         args.data)
@@ -89,7 +112,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
         data=args.data, out=args.out, port=port, model=args.model, eval=args.eval,
         eval_fraction=args.eval_fraction, seed=args.seed, features=args.features,
         target_precision=args.target_precision, target_fa_per_hour=args.target_fa_per_hour,
-        sim_sensor=args.sim_sensor), console)
+        sim_sensor=args.sim_sensor, head_budget_bytes=args.head_budget_bytes,
+        window_ms=args.window_ms), console)
     return 0
 
 
@@ -106,12 +130,18 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     model = graph.model_info(core)
     params = params_io.read_params_yaml(args.params, core, model)
     data = datasets.load_classification(args.data)
+    head = bool(params.c.flags & 0x01)  # the head stage reads the model's feature vectors
+    feats = None
     if data.scores is not None:
+        if head:
+            raise TinyfixError(f"{args.params} re-fits the model's last layer, which needs "
+                               "model inputs (x) in --data, not recorded scores")
         raw = data.scores
     else:
         assert data.x is not None
-        raw, _ = TflmRunner(graph).run(quantize_inputs(core, model, data.x))
-    out = Corrector(core, model, params).run(raw)
+        # Through the set's input correction, if it has one, as the firmware does.
+        raw, feats = TflmRunner(graph).run(quantize_inputs(core, model, data.x, params))
+    out = Corrector(core, model, params).run(raw, features=feats if head else None)
     table = Table(title=f"decisions of 0x{params.crc:08x} over {args.data}")
     for col in ("#", "label", "decision", "confidence"):
         table.add_column(col, justify="right")
@@ -185,6 +215,16 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fit", help="fit offline from recorded scores or the simulated device")
     _fit_args(p)
+    p.add_argument("--unlabeled", type=Path,
+                   help="label-free: field captures (.npz with x or scores; labels unread) "
+                        "to adapt to: class priors by EM and an input correction")
+    p.add_argument("--reference-data", type=Path,
+                   help="with --unlabeled: labelled lab data (.npz with x, y) to calibrate "
+                        "the outputs and to match input statistics to")
+    p.add_argument("--unlabeled-set", choices=["auto", "prior", "inputs", "both"],
+                   default="auto",
+                   help="with --unlabeled: the set to write (default: %(default)s, the input "
+                        "correction when there are inputs, else the prior shift)")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("replay", help="run params.yaml through the C core over a data set")

@@ -37,8 +37,9 @@ static int32_t dequant_q16(const struct tinyfix_model_info *m, const void *raw, 
 		return (int32_t)(f + (f >= 0.0f ? 0.5f : -0.5f));
 	}
 	}
-	return tinyfix_mul_q31((int64_t)(q - m->output_quant.zero_point) << TF_Q16_SHIFT,
-			       m->output_quant.multiplier, m->output_quant.shift);
+	/* x * 2^16 as a larger shift, not a larger x: x stays in tinyfix_mul_q31()'s domain. */
+	return tinyfix_mul_q31((int64_t)q - m->output_quant.zero_point, m->output_quant.multiplier,
+			       m->output_quant.shift + TF_Q16_SHIFT);
 }
 
 void tinyfix_correct_frame(const struct tinyfix_ctx *ctx, const void *raw,

@@ -52,10 +52,10 @@ def run(bench: Bench) -> Table:
     table = Table(
         "classification",
         "1. Gesture classification under sensor drift and label shift",
-        f"Windows of 1.28 s (64 x 3 axes) from `gesture_data` (seeds in "
+        f"Windows of 1.28 s (64 × 3 axes) from `gesture_data` (seeds in "
         f"`models/gesture/seeds.json`). Lab: calibrated bench sensors, balanced classes. "
         f"Field: one drifted device (`field_profile(2100)`: offset, gain, mounting "
-        f"rotation, 4x noise, 10-bit ADC) and the field class mix. TinyFix fits on "
+        f"rotation, 4× noise, 10-bit ADC) and the field class mix. TinyFix fits on "
         f"{len(cal.y)} labelled field calibration windows (seed 2001; 30 % of them held "
         f"out to keep or drop each stage) and is scored on the field test windows "
         f"(seed 2002). ECE: 15 equal bins over the top-class confidence.",

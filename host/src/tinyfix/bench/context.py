@@ -65,9 +65,9 @@ FULL = BenchSize("full", lab_test=1800, field_calib=600, field_test=1800, stream
                  cortexm_frames=100)
 # CI: the same calibration data (what a user would have), shorter evaluation.
 QUICK = BenchSize("quick", lab_test=600, field_calib=600, field_test=900, stream_lab_s=300.0,
-                  stream_calib_s=900.0, stream_test_s=900.0, anomaly_lab_calib_h=4.0,
-                  anomaly_lab_test_h=8.0, anomaly_field_calib_h=6.0,
-                  anomaly_field_test_h=12.0, retrain_epochs=40, callgrind_calls=10,
+                  stream_calib_s=1200.0, stream_test_s=900.0, anomaly_lab_calib_h=12.0,
+                  anomaly_lab_test_h=8.0, anomaly_field_calib_h=12.0,
+                  anomaly_field_test_h=24.0, retrain_epochs=40, callgrind_calls=10,
                   cortexm_frames=20)
 # Tests: structure only.
 TINY = BenchSize("tiny", lab_test=120, field_calib=240, field_test=180, stream_lab_s=120.0,
@@ -171,8 +171,7 @@ class Bench:
             events = metrics.Events.of(np.round(d["event_start_ms"]).astype(np.int64),
                                        np.round(d["event_end_ms"]).astype(np.int64),
                                        d["event_label"])
-            self._streams[key] = Stream(d["x"], np.round(d["t_ms"]).astype(np.int64),
-                                             events)
+            self._streams[key] = Stream(d["x"], np.round(d["t_ms"]).astype(np.int64), events)
         return self._streams[key]
 
     def raw(self, model: Model, what: str) -> NDArray:

@@ -153,7 +153,9 @@ def write_markdown(path: Path, header: dict[str, Any], body: str) -> None:
         "",
         f"Produced by `{header['command']}` on {header['date']} ({header['mode']} size, "
         f"{header['host']}); the whole run took {header['seconds']:.0f} s. Rerun the same "
-        "command to reproduce every figure: the data come from fixed seeds.",
+        "command to reproduce the tables: the data come from fixed seeds. The cost figures "
+        "depend on the compilers and the tflite-micro build; `--quick` is the reduced run CI "
+        "makes (`scripts/test`).",
         "",
         body,
     ]

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from tinyfix.bench.context import Bench, Model
+from tinyfix.bench.context import FLOAT_MODEL, Bench, Model
 from tinyfix.datasets import stratified_split
 from tinyfix.errors import TinyfixError
 from tinyfix.fit import FitOptions
@@ -100,8 +100,6 @@ def retrain(bench: Bench, out_dir: Path | None = None) -> None:
 
 
 def _retrain(bench: Bench, python: str, out_dir: Path | None) -> tuple[Model, dict[str, Any]]:
-    from tinyfix.bench.context import FLOAT_MODEL
-
     cal = bench.windows("field_calib")
     options = FitOptions()
     # The split fit_classification makes: both sides learn from the same windows and hold

@@ -20,7 +20,7 @@ from tinyfix.fit.domain import check_raw, detect_output_kind, scaling_inputs
 from tinyfix.fit.float_params import FloatParams
 from tinyfix.fit.head import fit_head
 from tinyfix.fit.head import min_samples as head_min_samples
-from tinyfix.fit.head_source import HeadSource
+from tinyfix.fit.head_source import HeadSource, within_limits
 from tinyfix.fit.heldout import change, score_classification
 from tinyfix.fit.options import ALL_CLASSIFICATION_STAGES, CLASSIFICATION_STAGES, FitOptions
 from tinyfix.fit.quantize import Q15, quantize
@@ -152,6 +152,7 @@ def _beats(before: dict[str, float], after: dict[str, float], n_held: int,
 def _head_stage(f: _Fit, head: HeadSource | str | None) -> StageDecision:
     if f.feats_fit is None or f.feats_held is None:
         return StageDecision("head", False, "skipped: the data has no feature vectors")
+    head = within_limits(head, f.options.device.max_features)
     if head is None:
         head = "the model's last layer was not given"
     if isinstance(head, str):
@@ -159,7 +160,10 @@ def _head_stage(f: _Fit, head: HeadSource | str | None) -> StageDecision:
     need = head_min_samples(f.model.n_classes)
     if f.y_fit.size < need:
         return StageDecision("head", False, f"too few samples: {f.y_fit.size} < {need}")
-    fitted = fit_head(f.core, f.model, head, f.feats_fit, f.y_fit, f.options)
+    try:
+        fitted = fit_head(f.core, f.model, head, f.feats_fit, f.y_fit, f.options)
+    except TinyfixError as exc:  # e.g. a size budget too small for one feature column
+        return StageDecision("head", False, f"skipped: {exc}")
     params, clips = quantize(f.core, f.model, fitted.state, f.options.device)
     before, after = f.scores, f.score(params)
     text = (f"held-out {change(before, after, HEAD_KEYS)} against the output-only stages; "

@@ -34,15 +34,20 @@ from tinyfix.fit.heldout import classification_scores
 from tinyfix.fit.nll import fit_affine
 from tinyfix.fit.options import FitOptions
 from tinyfix.fit.quantize import Q16, quantize
-from tinyfix.fit.scaling import INV_TEMPERATURE_LIMITS
+from tinyfix.fit.scaling import CLASS_SCALE_LIMIT, INV_TEMPERATURE_LIMITS
 from tinyfix.fit.through_core import run_frames
 
 LAMBDAS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, math.inf)
 FOLDS = 3
 MIN_SAMPLES_PER_CLASS = 10  # in the fit split, per class of the model
-# Softmax models: logits span about this many output steps of the head.
+# Softmax models: the logits that matter (from this far below a frame's largest up to the
+# largest) span about SPAN output steps of the head, the largest sit HEADROOM steps below
+# the top of the int8 range, and one step is at most LIMIT output steps (the scale stage
+# multiplies it back: class scales and 1/T, each up to 64).
+SOFTMAX_RELEVANT_LOGITS = 16.0
 SOFTMAX_SPAN_STEPS = 200
-SOFTMAX_STEP_LIMIT = 16.0  # head step at most this many output steps (room for 1/T)
+SOFTMAX_HEADROOM_STEPS = 8
+SOFTMAX_STEP_LIMIT = 1024.0
 
 
 @dataclass(frozen=True)
@@ -129,15 +134,45 @@ def _variants(source: HeadSource, budget: int | None) -> list[Variant]:
 def output_step(source: HeadSource, model: ModelInfo, x: NDArray[np.float64]
                 ) -> tuple[float, float]:
     """(logit_step, logit shift) of the head's output. A logits model keeps its own
-    output quantization; a softmax model's step spans its layer's logits on x."""
+    output quantization. A softmax model's step spans its layer's logits on x, shifted so
+    the largest logits fit under the top of the int8 range: softmax does not see a common
+    shift, and a logit clipped at the bottom is one whose probability is ~0 anyway."""
     if not source.ends_in_softmax:
         return model.output_scale, 0.0
     logits = x @ source.weights.T + source.bias
-    lo, hi = np.percentile(logits, [0.5, 99.5]) if logits.size else (0.0, 1.0)
-    step = max(float(hi - lo), 1e-3) / SOFTMAX_SPAN_STEPS
-    step = float(np.clip(step, model.output_scale / 128, SOFTMAX_STEP_LIMIT * model.output_scale))
-    middle = (-0.5 - model.output_zero_point) * step
-    return step, middle - float(hi + lo) / 2
+    if logits.size == 0:
+        return model.output_scale, 0.0
+    top_logit = logits.max(axis=1)
+    lo = float(np.percentile(top_logit, 0.5)) - SOFTMAX_RELEVANT_LOGITS
+    hi = float(np.percentile(top_logit, 99.9))
+    step = max(hi - lo, 1e-3) / SOFTMAX_SPAN_STEPS
+    step = float(np.clip(step, model.output_scale / 128,
+                         SOFTMAX_STEP_LIMIT * model.output_scale))
+    top = (127 - model.output_zero_point - SOFTMAX_HEADROOM_STEPS) * step
+    return step, top - hi
+
+
+def layer_state(model: ModelInfo, source: HeadSource, weights: NDArray[np.float64],
+                bias: NDArray[np.float64], step: float, shift: float,
+                inv_temperature: float = 1.0, trained: int | None = None) -> FloatParams:
+    """Float parameters whose head is this float layer, quantized as the model's own layer
+    is (per channel or per tensor), writing logits + shift at `step` (see output_step);
+    the scale stage turns the step back into logits (class scales) and applies 1/T."""
+    head = quantize_head(weights, bias + shift, source.feature_scale, step,
+                         per_class=source.per_channel, model_scales=source.weight_scales,
+                         trained_features=trained)
+    fp = FloatParams.identity(model.n_classes, "logits")
+    scale, base = step_factors(step, model)
+    return fp.replace(head=head, class_scale=np.full(model.n_classes, scale),
+                      inv_temperature=base * inv_temperature)
+
+
+def step_factors(step: float, model: ModelInfo) -> tuple[float, float]:
+    """(class scale, inverse temperature at 1/T = 1) whose product is step / output scale:
+    1 and 1 for a logits model; the class scales carry up to 64, 1/T the rest."""
+    factor = step / model.output_scale
+    scale = float(min(max(factor, 1.0), CLASS_SCALE_LIMIT))
+    return scale, factor / scale
 
 
 class _Builder:
@@ -147,15 +182,12 @@ class _Builder:
                  options: FitOptions, step: float, shift: float) -> None:
         self.core, self.model, self.source, self.options = core, model, source, options
         self.step, self.shift = step, shift
-        self.base = step / model.output_scale  # the scale stage's factor for 1/T = 1
+        self.base = step_factors(step, model)[1]  # the inverse temperature at 1/T = 1
 
     def state(self, w: NDArray[np.float64], b: NDArray[np.float64], inv_t: float,
               trained: int) -> FloatParams:
-        head = quantize_head(w, b + self.shift, self.source.feature_scale, self.step,
-                             per_class=self.source.per_channel,
-                             model_scales=self.source.weight_scales, trained_features=trained)
-        fp = FloatParams.identity(self.model.n_classes, "logits")
-        return fp.replace(head=head, inv_temperature=self.base * inv_t)
+        return layer_state(self.model, self.source, w, b, self.step, self.shift, inv_t,
+                           trained)
 
     def logits(self, fp: FloatParams, feats: NDArray[np.int8]) -> NDArray[np.float64]:
         params, _ = quantize(self.core, self.model, fp, self.options.device)

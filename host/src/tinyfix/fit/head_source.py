@@ -62,6 +62,15 @@ class HeadSource:
                    len(set(weight_scales)) > 1, ends_in_softmax)
 
 
+def within_limits(source: HeadSource | str | None, max_features: int
+                  ) -> HeadSource | str | None:
+    """The source, or why the device build cannot take it."""
+    if isinstance(source, HeadSource) and source.n_features > max_features:
+        return (f"the last layer reads {source.n_features} features, the device takes at "
+                f"most {max_features} (CONFIG_TINYFIX_MAX_FEATURES)")
+    return source
+
+
 def head_source(graph: ModelGraph | None, model: ModelInfo, max_features: int
                 ) -> HeadSource | str:
     """The model's last layer, or why the head stage cannot replace it."""
@@ -84,10 +93,10 @@ def head_source(graph: ModelGraph | None, model: ModelInfo, max_features: int
     if model.n_features != n_features:
         return (f"the core on this host cannot hold {n_features} features "
                 f"(model info says {model.n_features})")
-    if n_features > max_features:
-        return (f"the last layer reads {n_features} features, the device takes at most "
-                f"{max_features} (CONFIG_TINYFIX_MAX_FEATURES)")
     if model.feature_zero_point != final.feature.zero_point:
         return "the device reports another feature zero point than the model's graph"
-    return HeadSource.of_layer(final.weights, final.bias, final.weight_scales,
-                               final.feature.scale, final.feature.zero_point, softmax)
+    source = HeadSource.of_layer(final.weights, final.bias, final.weight_scales,
+                                 final.feature.scale, final.feature.zero_point, softmax)
+    limited = within_limits(source, max_features)
+    assert limited is not None
+    return limited

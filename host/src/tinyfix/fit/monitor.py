@@ -28,12 +28,14 @@ class MonitorSettings:
 
 
 def add_monitor(result: FitResult, raw_cal: NDArray, x_cal: NDArray | None = None,
-                settings: MonitorSettings | None = None) -> Params:
+                settings: MonitorSettings | None = None, *,
+                features: NDArray | None = None) -> Params:
     """Turn on the MONITOR stage of `result.params` with references measured through the C
-    core on the calibration outputs (and inputs, real units, channels last); reseals."""
+    core on the calibration outputs (with their features when the set has a head, and the
+    inputs in real units, channels last); reseals."""
     s = settings or MonitorSettings()
     params = result.params
-    out = Corrector(result.core, result.model, params).run(raw_cal)
+    out = Corrector(result.core, result.model, params).run(raw_cal, features=features)
     c = params.c
     n = result.model.n_classes
     c.flags |= MONITOR

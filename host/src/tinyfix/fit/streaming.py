@@ -102,6 +102,9 @@ def fit_streaming(raw_scores: NDArray, t_ms: NDArray, events: metrics.Events,
         if start.n_classes != model.n_classes:
             raise TinyfixError(f"starting parameters have {start.n_classes} classes, the "
                                f"model {model.n_classes}")
+        if start.head is not None and feats is None:
+            raise TinyfixError("the starting parameters re-fit the model's last layer: the "
+                               "stream needs its feature vectors")
         state = start.replace(background=bg, vote=None)
     else:
         kind = options.output_kind or detect_output_kind(raw, model)

@@ -25,7 +25,7 @@ from tinyfix.fit.float_params import FloatParams, VoteSettings
 from tinyfix.fit.frame_labels import LEFT_OUT, frame_labels
 from tinyfix.fit.head import fit_head, time_folds
 from tinyfix.fit.head import min_samples as head_min_samples
-from tinyfix.fit.head_source import HeadSource
+from tinyfix.fit.head_source import HeadSource, within_limits
 from tinyfix.fit.options import FitOptions
 from tinyfix.fit.result import StageDecision
 from tinyfix.fit.voting import Stream, objective, score_state
@@ -83,8 +83,11 @@ def head_then_vote(core: Core, model: ModelInfo, state: FloatParams, fit: Stream
 
     if fit.features is None:
         return skipped("skipped: the stream has no feature vectors")
-    if head is None or isinstance(head, str):
-        return skipped(f"skipped: {head or 'the model last layer was not given'}")
+    head = within_limits(head, options.device.max_features)
+    if head is None:
+        head = "the model's last layer was not given"
+    if isinstance(head, str):
+        return skipped(f"skipped: {head}")
     if window_ms is None:
         return skipped("skipped: the model's input window is not known (give it in ms)")
     try:
@@ -101,8 +104,11 @@ def head_then_vote(core: Core, model: ModelInfo, state: FloatParams, fit: Stream
     if use.sum() < need:
         return skipped(f"too few labelled frames: {int(use.sum())} < {need}")
     feats: NDArray[np.int8] = np.asarray(head_part.features)[use]
-    fitted = fit_head(core, model, head, feats, labels[use], options,
-                      fold=time_folds(int(use.sum())))
+    try:
+        fitted = fit_head(core, model, head, feats, labels[use], options,
+                          fold=time_folds(int(use.sum())))
+    except TinyfixError as exc:  # e.g. a size budget too small for one feature column
+        return skipped(f"skipped: {exc}")
     trials_head: Trials = []
     state_h = fitted.state.replace(background=bg)
     vote_h, state_hv = vote_stage(core, model, state_h, vote_part, held, options, trials_head)

@@ -443,6 +443,7 @@ int tinyfix_quant_from_float(float scale, int32_t zero_point, struct tinyfix_qua
  * @brief x * multiplier * 2^(shift - 31) rounded half up, saturated to int32.
  *
  * The dequantization primitive of every stage (not TFLM's requantize, see tinyfix_head).
+ * Domain: |x| <= 2^31, so that x * multiplier plus the rounding term fits int64.
  */
 int32_t tinyfix_mul_q31(int64_t x, int32_t multiplier, int32_t shift);
 
