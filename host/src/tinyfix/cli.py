@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -18,6 +19,9 @@ from rich.table import Table
 from tinyfix import __version__
 from tinyfix.device import DEFAULT_BAUD
 from tinyfix.errors import TinyfixError
+
+if TYPE_CHECKING:
+    from tinyfix.calibrate import CalibrateJob
 
 
 def _port_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -69,27 +73,34 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                    help="drift profile of the simulated device's sensor (default: %(default)s)")
 
 
+def _job(args: argparse.Namespace, port: str | None, **device_options: object) -> CalibrateJob:
+    """The fit options every fitting command shares, from its parsed arguments."""
+    from tinyfix.calibrate import CalibrateJob
+
+    return CalibrateJob(
+        data=args.data, out=args.out, port=port, model=args.model, eval=args.eval,
+        eval_fraction=args.eval_fraction, seed=args.seed, features=args.features,
+        target_precision=args.target_precision, target_fa_per_hour=args.target_fa_per_hour,
+        sim_sensor=args.sim_sensor, head_budget_bytes=args.head_budget_bytes,
+        window_ms=args.window_ms, **device_options)  # type: ignore[arg-type]
+
+
 def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
-    from tinyfix.calibrate import CalibrateJob, run
+    from tinyfix.calibrate import run
 
     if args.data is None:
         raise TinyfixError("calibrate needs --data")
     if args.flash and args.board is None:
         raise TinyfixError("--flash needs --board")
-    run(CalibrateJob(
-        data=args.data, out=args.out, port=args.port, model=args.model, eval=args.eval,
-        baud=args.baud, board=args.board, app=args.app, flash=args.flash, push=args.push,
-        features=args.features, eval_fraction=args.eval_fraction, seed=args.seed,
-        target_precision=args.target_precision, target_fa_per_hour=args.target_fa_per_hour,
-        sim_sensor=args.sim_sensor, head_budget_bytes=args.head_budget_bytes,
-        window_ms=args.window_ms), console)
+    run(_job(args, args.port, baud=args.baud, board=args.board, app=args.app,
+             flash=args.flash, push=args.push), console)
     return 0
 
 
 def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     """Offline: recorded scores, or inputs run through the simulated device."""
     from tinyfix import datasets
-    from tinyfix.calibrate import CalibrateJob, run
+    from tinyfix.calibrate import run
 
     if args.unlabeled is not None:
         from tinyfix.unlabeled_job import UnlabeledJob, run_unlabeled
@@ -108,12 +119,7 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
     port = None if data.scores is not None else "sim"
     if port is None and args.model is None:
         raise TinyfixError("recorded scores need --model (the .tflite they came from)")
-    run(CalibrateJob(
-        data=args.data, out=args.out, port=port, model=args.model, eval=args.eval,
-        eval_fraction=args.eval_fraction, seed=args.seed, features=args.features,
-        target_precision=args.target_precision, target_fa_per_hour=args.target_fa_per_hour,
-        sim_sensor=args.sim_sensor, head_budget_bytes=args.head_budget_bytes,
-        window_ms=args.window_ms), console)
+    run(_job(args, port), console)
     return 0
 
 

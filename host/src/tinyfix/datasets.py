@@ -71,7 +71,8 @@ class StreamingData:
 # ---- Loading ----------------------------------------------------------------------------
 
 
-def _open_npz(path: Path) -> dict[str, NDArray]:
+def open_npz(path: Path) -> dict[str, NDArray]:
+    """Every array of an .npz file, or a TinyfixError that says what is wrong with it."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
@@ -147,7 +148,7 @@ def load_classification(path: str | Path) -> ClassificationData:
     path = Path(path)
     if path.is_dir():
         return _load_folder(path)
-    data = _open_npz(path)
+    data = open_npz(path)
     _require(data, ("y",), path)
     y = _int_array(data["y"], "`y`", path)
     x, scores = _inputs(data, y.size, path, "labels")
@@ -226,7 +227,7 @@ def _background(raw: NDArray, names: tuple[str, ...], path: Path) -> tuple[int, 
 def load_streaming(path: str | Path) -> StreamingData:
     """A streaming `.npz` file (see the module docstring)."""
     path = Path(path)
-    data = _open_npz(path)
+    data = open_npz(path)
     _require(data, STREAM_KEYS, path)
     t = _int_array(data["t_ms"], "`t_ms`", path)
     if np.any(np.diff(t) < 0):
@@ -255,7 +256,7 @@ def is_streaming_file(path: str | Path) -> bool:
     path = Path(path)
     if path.is_dir():
         return False
-    return "t_ms" in _open_npz(path)
+    return "t_ms" in open_npz(path)
 
 
 # ---- Splits -----------------------------------------------------------------------------

@@ -17,7 +17,6 @@ drifted device the prior shift alone costs accuracy while the input correction g
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from rich.table import Table
 from tinyfix import params_io
 from tinyfix.capture import quantize_inputs
 from tinyfix.core import Core, Params
+from tinyfix.datasets import open_npz
 from tinyfix.errors import TinyfixError
 from tinyfix.fit import FitOptions
 from tinyfix.fit.unlabeled import LabReference, UnlabeledFit, fit_unlabeled
@@ -46,16 +46,6 @@ class UnlabeledJob:
     reference: Path | None = None
     eval: Path | None = None
     which: str = "auto"
-
-
-def _npz(path: Path) -> dict[str, NDArray]:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except FileNotFoundError:
-        raise TinyfixError(f"{path}: no such file") from None
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise TinyfixError(f"{path}: not a readable .npz file ({exc})") from None
 
 
 def _inputs(data: dict[str, NDArray], path: Path) -> tuple[NDArray | None, NDArray | None]:
@@ -136,12 +126,12 @@ def run_unlabeled(job: UnlabeledJob, console: Console) -> UnlabeledFit:
         raise TinyfixError(f"--unlabeled-set must be one of {', '.join(SETS)}")
     core = Core()
     model = _Model(job.model, core)
-    data = _npz(job.unlabeled)
+    data = open_npz(job.unlabeled)
     x, scores = _inputs(data, job.unlabeled)
     lab = LabReference()
     ref_data = None
     if job.reference is not None:
-        ref_data = _npz(job.reference)
+        ref_data = open_npz(job.reference)
         rx, rscores = _inputs(ref_data, job.reference)
         ry = ref_data.get("y")
         lab = LabReference(None if ry is None else np.asarray(ry, dtype=np.int64), rx, rscores)
@@ -151,7 +141,7 @@ def run_unlabeled(job: UnlabeledJob, console: Console) -> UnlabeledFit:
     rows = None
     eval_data = None
     if job.eval is not None:
-        eval_data = _npz(job.eval)
+        eval_data = open_npz(job.eval)
         ex, escores = _inputs(eval_data, job.eval)
         if "y" not in eval_data:
             raise TinyfixError(f"{job.eval}: evaluation data needs labels `y`")
