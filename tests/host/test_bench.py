@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The accuracy-repair benchmark at a tiny size: every scenario returns a complete table,
-every TinyFix row's figures come from a parameter set the C core ran, targets follow the
-figures, and the command writes JSON and markdown. No fixed numbers: the data are small."""
+every TinyFix row's figures come from a parameter set the C core ran (the field-adaptation
+rows too: head re-fit, label-free, on-device adaptation), targets follow the figures, and
+the command writes JSON and markdown. No fixed numbers: the data are small."""
 
 import json
 import math
@@ -10,12 +11,23 @@ import numpy as np
 import pytest
 
 from tinyfix import metrics
-from tinyfix.bench import anomaly, classification, cost, streaming, upper_bound
+from tinyfix.bench import (
+    anomaly,
+    classification,
+    cost,
+    field_adaptation,
+    streaming,
+    upper_bound,
+)
 from tinyfix.bench.__main__ import main
-from tinyfix.bench.context import TINY, Bench
+from tinyfix.bench.context import TINY, Bench, Windows
+from tinyfix.bench.last_layer import last_layer_model, layer_bytes
 from tinyfix.bench.table import Table
 from tinyfix.core import Corrector
 from tinyfix.fit import through_core
+from tinyfix.fit.quantize import STAGE
+from tinyfix.twin.model import ModelGraph
+from tinyfix.twin.tflm import TflmRunner
 
 SCENARIOS = {"classification": classification.run, "streaming": streaming.run,
              "anomaly": anomaly.run}
@@ -37,6 +49,7 @@ def bench_run() -> tuple[Bench, dict[str, Table], set[int]]:
     bench.retrained_skip = "disabled in tests"
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(through_core, "Corrector", SpyCorrector)
+        mp.setattr(field_adaptation, "Corrector", SpyCorrector)
         tables = {name: run(bench) for name, run in SCENARIOS.items()}
     return bench, tables, seen
 
@@ -79,7 +92,103 @@ def test_every_tinyfix_row_names_a_parameter_set_the_c_core_ran(bench_run):
     for row in tinyfix_rows:
         assert row.params_crc is not None, row.name
         assert row.params_crc in seen, f"{row.name}: set 0x{row.params_crc:08x} never ran"
-        assert "C core" in row.via and "fitted" in row.via
+        assert "C core" in row.via, row.name
+        assert any(kind in row.via for kind in ("fitted set", "label-free set",
+                                                "adapted on device")), row.via
+
+
+def test_classification_has_every_field_adaptation_row_with_its_recovered_share(bench_run):
+    _, tables, _ = bench_run
+    table = tables["classification"]
+    for role in classification.ROLES:
+        row = table.row(role)
+        assert row.tinyfix and row.model == "int8" and row.data.startswith("field test")
+        lab, before = table.row("lab").figures, table.row("before").figures
+        expected = ((row.figures["accuracy"] - before["accuracy"])
+                    / (lab["accuracy"] - before["accuracy"]))
+        assert row.figures["recovered"] == pytest.approx(expected)
+    assert any(n.startswith("head stage") for n in table.notes)
+    assert any(n.startswith("label-free: no field label read") for n in table.notes)
+    assert any(n.startswith("on-device adaptation:") for n in table.notes)
+
+
+def test_the_head_row_is_its_set_run_with_the_models_feature_vectors(bench_run):
+    bench, tables, _ = bench_run
+    row = tables["classification"].row("tinyfix_head")
+    result = bench.fitted["classification_head"]
+    assert row.params_crc == result.params.crc and "head" in [s.name for s in result.stages]
+    assert row.stages == tuple(result.stages_kept)
+    assert ("features" in row.via) == result.uses_features
+    test = bench.windows("field_test")
+    feats = bench.features(bench.int8, "windows:field_test")
+    assert feats.shape == (test.y.size, bench.int8.info.n_features)
+    run = through_core.run_frames(bench.core, bench.int8.info, result.params,
+                                  bench.raw(bench.int8, "windows:field_test"),
+                                  features=feats if result.uses_features else None)
+    assert row.figures["accuracy"] == metrics.accuracy(test.y, run.decision)
+
+
+def test_the_label_free_sets_read_no_field_label(bench_run):
+    bench, tables, _ = bench_run
+    table = tables["classification"]
+    fit = field_adaptation.label_free_fit(bench)
+    assert set(fit.sets) == {"inputs", "prior", "both"}
+    for name, adapted in fit.sets.items():
+        row = table.row(f"tinyfix_unlabeled_{name}")
+        assert row.params_crc == adapted.params.crc
+        assert ("input stage" in row.via) == adapted.corrects_inputs
+    # The same data with the field calibration labels scrambled: the very same sets.
+    other = Bench(TINY, bench.core)
+    cal = bench.windows("field_calib")
+    other._windows["field_calib"] = Windows(cal.x, np.roll(cal.y, 7)[::-1].copy())
+    assert not np.array_equal(other.windows("field_calib").y, cal.y)
+    again = field_adaptation.label_free_fit(other)
+    assert {k: a.params.crc for k, a in again.sets.items()} == {
+        k: a.params.crc for k, a in fit.sets.items()}
+
+
+def test_on_device_adaptation_starts_from_the_models_own_layer_and_moves_within_the_clamp(
+        bench_run):
+    bench, tables, _ = bench_run
+    table = tables["classification"]
+    row = table.row("tinyfix_adapt")
+    start = field_adaptation.adaptation_start(bench)
+    assert row.params_crc == start.crc
+    assert start.c.flags & STAGE["head"] and start.c.flags & STAGE["adapt"]
+    adapted = field_adaptation.on_device(bench)
+    # Before any label the head is the model's own last layer: the uncorrected model.
+    assert adapted.before["accuracy"] == table.row("before").figures["accuracy"]
+    assert adapted.after == {k: v for k, v in row.figures.items() if k != "recovered"}
+    assert 0 < adapted.largest_weight_change <= field_adaptation.ADAPT_HEAD_CLAMP
+    assert adapted.frames == bench.windows("field_calib").y.size
+
+
+def test_streaming_has_the_head_rows_and_their_sets_run_with_features(bench_run):
+    bench, tables, _ = bench_run
+    table = tables["streaming"]
+    roles = [r.role for r in table.rows]
+    assert "tinyfix_head_stream" in roles and "tinyfix_head_stream_fifth" in roles
+    assert sum(n.startswith("head re-fit on frame labels") for n in table.notes) == 2
+    if bench.head_fit.uses_features:
+        assert "tinyfix_head_windows" in roles and "tinyfix_head_windows_fifth" in roles
+    for row in table.rows:
+        if row.role.startswith("tinyfix_head"):
+            assert ("features" in row.via) == ("head" in row.stages), row.name
+    stream = bench.stream("field_test")
+    for key, role in (("streaming_head", "tinyfix_head_stream"),
+                      ("streaming_head_windows", "tinyfix_head_windows")):
+        if key not in bench.fitted:
+            continue
+        result, row = bench.fitted[key], table.row(role)
+        assert row.params_crc == result.params.crc
+        feats = bench.features(bench.int8, "stream:field_test") if result.uses_features \
+            else None
+        run = through_core.run_frames(bench.core, bench.int8.info, result.params,
+                                      bench.raw(bench.int8, "stream:field_test"), stream.t_ms,
+                                      features=feats)
+        if result.float_params.vote is not None:
+            assert row.figures["hits"] + row.figures["false_accepts"] == int(
+                np.count_nonzero(run.vote_event))
 
 
 def test_the_classification_row_is_reproduced_by_running_its_set_through_the_core(bench_run):
@@ -112,8 +221,14 @@ def test_the_streaming_row_counts_the_vote_events_of_its_set(bench_run):
 def test_targets_agree_with_the_rows_they_compare(bench_run):
     _, tables, _ = bench_run
     cls = tables["classification"]
+    best = classification.best_row(cls)
+    assert best.figures["accuracy"] == max(r.figures["accuracy"] for r in cls.rows if r.tinyfix)
     ece = next(t for t in cls.targets if "calibration" in t.name)
-    assert ece.met == (cls.row("tinyfix").figures["ece"] < classification.ECE_TARGET)
+    recovered = next(t for t in cls.targets if "recovered" in t.name)
+    assert ece.met == (best.figures["ece"] < classification.ECE_TARGET)
+    assert recovered.met == (best.figures["recovered"] >= classification.RECOVER_TARGET)
+    for target in (ece, recovered):
+        assert f"best TinyFix row: {classification.ROLES[best.role]}" in target.detail
     for key, rate, quality, better in (
             ("streaming", "false_accepts_per_hour", "false_reject_rate", min),
             ("anomaly", "false_alarms_per_hour", "detection_rate", max)):
@@ -167,6 +282,61 @@ def test_size_and_thumb2_lines_are_read_from_the_scripts_output():
         "cortex-m4f: tinyfix_process, 12 classes, 5-frame window: median 4309 instructions "
         "per call (min 1, max 2, 20 frames); init+set_params 3; image .text 4 B\n")
     assert thumb["cortex-m4f"] == 4309 and "12 classes" in thumb["configuration"]
+    head = cost.parse_core_size(
+        "cortex-m4f core total: flash 7264 B (.text+.data), static RAM 0 B (.data+.bss)\n"
+        "cortex-m4f struct tinyfix_ctx (caller-owned, sized by Kconfig): 1424 B\n"
+        "--- cortex-m4f-head24 (-mcpu=cortex-m4 -DTINYFIX_MAX_FEATURES=24)\n"
+        "   text\t   data\t    bss\t    dec\t    hex\tfilename\n"
+        "    384\t      0\t      0\t    384\t    180\ttinyfix_head.o\n"
+        "cortex-m4f-head24 core total: flash 8034 B (.text+.data), static RAM 0 B\n"
+        "cortex-m4f-head24 struct tinyfix_ctx (caller-owned, sized by Kconfig): 2792 B\n")
+    assert (head["head_features"], head["head_core_flash_bytes"], head["head_ctx_bytes"],
+            head["head_code_bytes"]) == (24, 8034, 2792, 384)
+
+
+def test_the_one_op_model_of_the_last_layer_is_the_models_own_layer(bench_run):
+    bench, _, _ = bench_run
+    graph = bench.int8.graph
+    one = ModelGraph.from_bytes(last_layer_model(graph), "last layer")
+    assert one.ops == ("FULLY_CONNECTED",) and one.final is not None
+    assert np.array_equal(one.final.weights, graph.final.weights)
+    assert np.array_equal(one.final.bias, graph.final.bias)
+    feats = bench.features(bench.int8, "windows:field_test")
+    raw, _ = TflmRunner(one).run(feats.reshape((-1, *one.input.shape[1:])))
+    assert np.array_equal(raw, bench.raw(bench.int8, "windows:field_test"))
+    size = layer_bytes(graph)
+    n_c, n_f = graph.final.weights.shape
+    assert (size.weights, size.bias) == (n_c * n_f, 4 * n_c) and size.quantization > 0
+
+
+def test_the_head_sizes_and_cost_targets_follow_their_figures(bench_run):
+    bench, _, _ = bench_run
+    size = cost.head_size(bench)
+    if "skipped" in size:
+        assert not bench.head_fit.uses_features
+        return
+    n_c, n_f = size["classes"], size["features"]
+    assert size["head_flash_bytes"] == n_c * (n_f + 12) == size["encoded_set_growth_bytes"]
+    assert size["own_weights_and_bias_bytes"] == n_c * n_f + 4 * n_c
+    figures = {"instructions": {"head_stage": {"instructions_per_call": 90.0},
+                                "model_last_layer": {"instructions_per_call": 100.0}},
+               "head_size": size}
+    ins, flash = cost.targets(figures)
+    assert ins.met and "0.90×" in ins.detail
+    assert flash.met == (size["head_flash_bytes"] <= size["own_weights_and_bias_bytes"])
+    figures["instructions"]["head_stage"]["instructions_per_call"] = 101.0
+    assert not cost.targets(figures)[0].met
+    assert cost.targets({"instructions": {"skipped": "no valgrind"},
+                         "head_size": {"skipped": "no head"}}) == []
+
+
+def test_callgrind_inclusive_costs_of_calls_are_read_from_the_call_records():
+    text = "\n".join([
+        "events: Ir", "fn=(1) tinyfix_process", "0 40", "cfn=(2) tinyfix_head_run",
+        "calls=3 0", "* 930", "+2 5", "cfn=(2)", "calls=2 0", "* 600", "fn=(2)", "0 1530",
+        "totals: 1570"])
+    assert cost.parse_calls(text, cost.HEAD_PATTERN) == (1530, 5)
+    assert cost.parse_calls(text, "other") == (0, 0)
 
 
 def test_the_command_writes_json_and_markdown_with_the_command_line(tmp_path, capsys):

@@ -92,6 +92,8 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
         seconds["cost"] = time.monotonic() - t0
         out(cost.markdown(cost_figures))
     targets = [tg for t in tables for tg in t.targets]
+    if cost_figures is not None:
+        targets += [table.Target(**tg) for tg in cost_figures.get("targets", [])]
     summary = [f"### Targets: {sum(tg.met for tg in targets)} met, "
                f"{sum(not tg.met for tg in targets)} missed", "",
                *(f"- {tg.line()}" for tg in targets), ""]

@@ -255,6 +255,11 @@ def run(bench: Bench) -> Table:
                        f"(lab: {100 * table.row('lab').figures['normal_flagged']:.1f}%)")
     table.notes.append("upper-bound row: not applicable (a synthetic score, no model to "
                        "retrain)")
+    table.notes.append("head re-fit, label-free and on-device adaptation rows: not applicable "
+                       "(no model, so no last layer or feature vector to re-fit, no inputs to "
+                       "match and no class priors; the adaptive threshold is itself the "
+                       "label-free adaptation here: it follows the drifting baseline without "
+                       "labels)")
     table.seconds = time.monotonic() - started
     return table
 

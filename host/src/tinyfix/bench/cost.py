@@ -1,15 +1,25 @@
 # SPDX-License-Identifier: Apache-2.0
 """What the correction costs: instructions per tinyfix_process() call against one TFLM
-Invoke() of the demo model, by one method for both, and the module's flash and RAM.
+Invoke() of the demo model, by one method for both, and the module's flash and RAM; and
+for the head stage (the re-fitted last layer), its instructions against one Invoke() and
+against the model's own last layer in TFLM, and its flash against that layer's.
 
-Instructions: valgrind's callgrind on this host (x86-64) runs callgrind_driver.py twice,
-collecting only inside `tflite::micro::MicroInterpreter::Invoke()` (the tflite-micro wheel's
-build) and inside `tinyfix_process` (the cffi build of modules/tinyfix, -O2); the count is
-the collected total over the number of calls callgrind recorded. The frames are real: field
-test windows for Invoke(), the int8 model's raw outputs on them for tinyfix_process, with the
-parameter sets the scenarios fitted. Flash and RAM come from scripts/bench-core-size
-(arm-none-eabi-gcc -Os, Cortex-M4F) and Thumb-2 instructions from scripts/bench_cortexm.py
-(its own fixed 12-class configuration). A missing tool skips its part with a printed line.
+Instructions: valgrind's callgrind on this host (x86-64) runs callgrind_driver.py once per
+figure (in parallel, one run per CPU), collecting only inside the named function: the
+tflite-micro wheel's `tflite::micro::MicroInterpreter::Invoke()`, the cffi build's
+(modules/tinyfix, -O2) `tinyfix_process` and `tinyfix_head_run` (the head stage alone), and
+TFLM's FULLY_CONNECTED kernel (`FullyConnectedEval`) in a one-op model holding the demo
+model's final FULLY_CONNECTED with its own tensors (last_layer.py; in the whole model the
+kernel also runs the first FULLY_CONNECTED). The count is the collected total over the
+number of calls callgrind recorded. The frames are real: field test windows for Invoke(),
+the int8 model's raw outputs and feature vectors on them for the rest, with the parameter
+sets the scenarios fitted. Flash and RAM come from scripts/bench-core-size
+(arm-none-eabi-gcc -Os, Cortex-M4F; its head variant at the demo model's feature count)
+and Thumb-2 instructions from scripts/bench_cortexm.py (its own fixed 12-class
+configuration). A missing tool skips its part with a printed line.
+
+Targets (issue 9): the head stage costs no more instructions, and its parameters no more
+flash, than the model's own last layer.
 """
 
 from __future__ import annotations
@@ -17,11 +27,13 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,12 +41,17 @@ from typing import Any
 import numpy as np
 
 from tinyfix.bench.context import INT8_MODEL, REPO, Bench
+from tinyfix.bench.last_layer import last_layer_model, layer_bytes
+from tinyfix.bench.table import Target
 from tinyfix.capture import quantize_inputs
 from tinyfix.fit import FitResult
 
 DRIVER = Path(__file__).with_name("callgrind_driver.py")
 TFLM_PATTERN = "*MicroInterpreter::Invoke*"
 TINYFIX_PATTERN = "tinyfix_process"
+HEAD_PATTERN = "tinyfix_head_run"
+FC_PATTERN = "*FullyConnectedEval*"
+HEAD_FEATURES_ENV = "TINYFIX_BENCH_HEAD_FEATURES"
 TIMEOUT_S = 900
 _NAMED = re.compile(r"^c?fn=\((\d+)\)(?: (.*))?$")
 
@@ -81,6 +98,34 @@ def parse_callgrind(text: str, pattern: str) -> tuple[int, int]:
     return total, calls
 
 
+def parse_calls(text: str, pattern: str) -> tuple[int, int]:
+    """(inclusive instructions, calls) of the recorded calls to functions matching `pattern`
+    inside the collected part: the line after each `calls=` line holds those calls'
+    inclusive cost (`<position> <Ir>`)."""
+    names: dict[str, str] = {}
+    inclusive = calls = 0
+    pending = cost_next = False
+    for line in text.splitlines():
+        if cost_next:
+            fields = line.split()
+            if len(fields) >= 2:
+                inclusive += int(fields[1])
+            cost_next = False
+            continue
+        m = _NAMED.match(line)
+        if m:
+            ident, name = m.groups()
+            if name:
+                names[ident] = name
+            pending = line.startswith("cfn=") and fnmatch.fnmatchcase(names.get(ident, ""),
+                                                                       pattern)
+            continue
+        if pending and line.startswith("calls="):
+            calls += int(line.split("=", 1)[1].split()[0])
+            pending, cost_next = False, True
+    return inclusive, calls
+
+
 def _top_functions(out_file: Path, n: int = 3) -> tuple[tuple[str, int], ...]:
     """The functions callgrind_annotate ranks first (shows what was counted)."""
     if shutil.which("callgrind_annotate") is None:
@@ -95,8 +140,12 @@ def _top_functions(out_file: Path, n: int = 3) -> tuple[tuple[str, int], ...]:
     return tuple(rows[:n])
 
 
+def _out_file(work: Path, tag: str) -> Path:
+    return work / f"callgrind.{tag}.out"
+
+
 def callgrind(args: list[str], pattern: str, work: Path, tag: str) -> Count:
-    out_file = work / f"callgrind.{tag}.out"
+    out_file = _out_file(work, tag)
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
            f"--toggle-collect={pattern}", sys.executable, str(DRIVER), *args]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
@@ -113,33 +162,98 @@ def _model_json(result: FitResult) -> str:
 
 def instructions(bench: Bench, work: Path) -> dict[str, Any]:
     n = bench.size.callgrind_calls
+    model = bench.int8
     test = bench.windows("field_test")
-    x = quantize_inputs(bench.core, bench.int8.info, test.x[:max(n, 1)])
+    x = quantize_inputs(bench.core, model.info, test.x[:max(n, 1)])
     np.save(work / "inputs.npy", x)
-    raw = bench.raw(bench.int8, "windows:field_test")[:max(n, 1)]
+    raw = bench.raw(model, "windows:field_test")[:max(n, 1)]
     np.save(work / "raw.npy", np.ascontiguousarray(raw))
-    out: dict[str, Any] = {
-        "tflm_invoke": callgrind(["tflm", str(INT8_MODEL), str(work / "inputs.npy"), str(n)],
-                                 TFLM_PATTERN, work, "tflm").as_dict()}
+    feats = bench.features(model, "windows:field_test")[:max(n, 1)]
+    np.save(work / "features.npy", np.ascontiguousarray(feats))
+    # (figure key, set name or None, driver arguments, pattern)
+    jobs: list[tuple[str, str | None, list[str], str]] = [
+        ("tflm_invoke", None, ["tflm", str(INT8_MODEL), str(work / "inputs.npy"), str(n)],
+         TFLM_PATTERN)]
     sets = {"classification": bench.classification_fit}
     if "streaming" in bench.fitted:
         sets["streaming"] = bench.fitted["streaming"]
-    out["tinyfix_process"] = {}
+    head = bench.head_fit
+    if head.uses_features:
+        sets["classification_head"] = head
     for name, result in sets.items():
         (work / f"{name}.json").write_text(_model_json(result))
         (work / f"{name}.bin").write_bytes(result.params.encode())
-        count = callgrind(["tinyfix", str(work / f"{name}.json"), str(work / f"{name}.bin"),
-                           str(work / "raw.npy"), str(n)], TINYFIX_PATTERN, work, name)
-        out["tinyfix_process"][name] = {**count.as_dict(),
-                                        "stages": list(result.stages_kept)}
+        args = ["tinyfix", str(work / f"{name}.json"), str(work / f"{name}.bin"),
+                str(work / "raw.npy"), str(n)]
+        if result.uses_features:
+            args.append(str(work / "features.npy"))
+        jobs.append(("tinyfix_process", name, args, TINYFIX_PATTERN))
+    if model.graph.final is not None:
+        (work / "last_layer.tflite").write_bytes(last_layer_model(model.graph))
+        jobs.append(("model_last_layer", None, ["tflm", str(work / "last_layer.tflite"),
+                                                str(work / "features.npy"), str(n)],
+                     FC_PATTERN))
+
+    def one(job: tuple[str, str | None, list[str], str]) -> Count:
+        key, name, args, pattern = job
+        return callgrind(args, pattern, work, f"{key}.{name}")
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+        counts = list(pool.map(one, jobs))
+    out: dict[str, Any] = {"tinyfix_process": {}}
+    for (key, name, _, _), count in zip(jobs, counts, strict=True):
+        figure = count.as_dict()
+        if name is not None:
+            figure["stages"] = list(sets[name].stages_kept)
+        if key == "tinyfix_process":
+            out[key][name] = figure
+        else:
+            out[key] = figure
+    if head.uses_features:
+        # The head stage alone: callgrind's inclusive cost of the calls tinyfix_process
+        # made to tinyfix_head_run in the same run.
+        text = _out_file(work, "tinyfix_process.classification_head").read_text()
+        total, calls = parse_calls(text, HEAD_PATTERN)
+        out["head_stage"] = {**Count(HEAD_PATTERN, total, calls).as_dict(),
+                             "stages": ["head"],
+                             "how": "inclusive cost of the calls from tinyfix_process"}
+    else:
+        out["head_stage"] = {"skipped": "the fit with features did not keep the head"}
+    if "model_last_layer" not in out:
+        out["model_last_layer"] = {"skipped": "the model does not end in FULLY_CONNECTED"}
     return out
 
 
-def core_size() -> dict[str, Any]:
-    """Cortex-M4F figures of scripts/bench-core-size, or {"skipped": why}."""
+def head_size(bench: Bench) -> dict[str, Any]:
+    """Bytes of the head's parameters as the set stores them against the model's own last
+    layer as the .tflite stores it."""
+    model = bench.int8
+    if model.graph.final is None or bench.head_fit.float_params.head is None:
+        return {"skipped": "no head re-fit kept for this model"}
+    head = bench.head_fit.float_params.head
+    lib = bench.core.lib
+    info = model.info
+    with_head = int(lib.tinyfix_params_encoded_size(info.n_classes, 0, info.n_features))
+    without = int(lib.tinyfix_params_encoded_size(info.n_classes, 0, 0))
+    own = layer_bytes(model.graph)
+    return {"classes": head.n_classes, "features": head.n_features,
+            "head_flash_bytes": head.flash_bytes, "encoded_set_growth_bytes": with_head - without,
+            "residual_bytes": head.residual_bytes, "trained_features": head.trained_features,
+            "own_weights_bytes": own.weights, "own_bias_bytes": own.bias,
+            "own_quantization_bytes": own.quantization,
+            "own_weights_and_bias_bytes": own.weights_and_bias, "own_total_bytes": own.total}
+
+
+def core_size(head_features: int | None = None) -> dict[str, Any]:
+    """Cortex-M4F figures of scripts/bench-core-size (its head variant built for
+    `head_features` features if given), or {"skipped": why}."""
+    env = dict(os.environ)
+    if head_features:
+        env[HEAD_FEATURES_ENV] = str(head_features)
     try:
         done = subprocess.run([str(REPO / "scripts" / "bench-core-size")],
-                              capture_output=True, text=True, check=False, timeout=TIMEOUT_S)
+                              capture_output=True, text=True, check=False, timeout=TIMEOUT_S,
+                              env=env)
     except (OSError, subprocess.TimeoutExpired) as err:
         return {"skipped": f"scripts/bench-core-size did not run: {err}"}
     text = done.stdout
@@ -151,7 +265,20 @@ def core_size() -> dict[str, Any]:
 
 def parse_core_size(text: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    section = ""
     for line in text.splitlines():
+        m = re.match(r"^--- (\S+)", line)
+        if m:
+            section = m[1]
+        m = re.match(r"^\s*(\d+)\s+(\d+)\s+\d+\s+\d+\s+\w+\s+tinyfix_head\.o$", line)
+        if m and section.startswith("cortex-m4f-head"):
+            out["head_code_bytes"] = int(m[1]) + int(m[2])
+        m = re.match(r"^cortex-m4f-head(\d+) core total: flash (\d+) B", line)
+        if m:
+            out["head_features"], out["head_core_flash_bytes"] = int(m[1]), int(m[2])
+        m = re.match(r"^cortex-m4f-head\d+ struct tinyfix_ctx .*: (\d+) B", line)
+        if m:
+            out["head_ctx_bytes"] = int(m[1])
         m = re.match(r"^cortex-m4f core total: flash (\d+) B .*static RAM (\d+) B", line)
         if m:
             out["core_flash_bytes"], out["static_ram_bytes"] = int(m[1]), int(m[2])
@@ -209,17 +336,46 @@ def run(bench: Bench) -> dict[str, Any]:
                 out["instructions"] = instructions(bench, Path(tmp))
             except (RuntimeError, OSError, subprocess.TimeoutExpired) as err:
                 out["instructions"] = {"skipped": str(err)}
-    out["cortex_m4f_size"] = core_size()
+    out["head_size"] = head_size(bench)
+    out["cortex_m4f_size"] = core_size(bench.int8.info.n_features or None)
     out["thumb2_instructions"] = cortexm(bench.size.cortexm_frames)
+    out["targets"] = [t.as_dict() for t in targets(out)]
+    return out
+
+
+def targets(cost: dict[str, Any]) -> list[Target]:
+    """The head stage against the model's own last layer: instructions and flash."""
+    out = []
+    ins = cost.get("instructions", {})
+    head, own = ins.get("head_stage", {}), ins.get("model_last_layer", {})
+    if "instructions_per_call" in head and "instructions_per_call" in own:
+        h, o = head["instructions_per_call"], own["instructions_per_call"]
+        out.append(Target("head stage instructions", "≤ the model's own last layer in TFLM",
+                          h <= o, f"{h:,.0f} vs {o:,.0f} instructions per call "
+                          f"({h / o:.2f}×; callgrind, x86-64)"))
+    size = cost.get("head_size", {})
+    if "head_flash_bytes" in size:
+        h, o = size["head_flash_bytes"], size["own_weights_and_bias_bytes"]
+        out.append(Target(
+            "head stage flash", "≤ the model's own last layer (int8 weights + int32 biases)",
+            h <= o, f"{h} B vs {o} B ({h / o:.2f}×): beside the same int8 weights and int32 "
+            f"biases the head stores an int32 multiplier and shift per class "
+            f"({8 * size['classes']} B), which TFLM derives at init into arena RAM from the "
+            f"float scales its .tflite stores (the layer there takes {size['own_total_bytes']} "
+            f"B with its {size['own_quantization_bytes']} B of quantization parameters)"))
     return out
 
 
 def markdown(cost: dict[str, Any]) -> str:
     lines = ["### Cost of the correction", "",
-             "Instructions: callgrind on the host (x86-64), one method for both: collection "
-             "only inside the named function, collected instructions over recorded calls. "
-             "Sizes: `scripts/bench-core-size` (arm-none-eabi-gcc -Os, Kconfig defaults). "
-             "Thumb-2: `scripts/bench_cortexm.py` (unicorn emulator).", "",
+             "Instructions: callgrind on the host (x86-64), one method for every figure: "
+             "collection only inside the named function, collected instructions over "
+             "recorded calls, on field test windows (their raw outputs and feature vectors "
+             "for the core). The model's own last layer: TFLM's FULLY_CONNECTED kernel in a "
+             "one-op .tflite made of the model's final layer (its own tensors, outputs "
+             "bit-exact with the whole model's). Sizes: `scripts/bench-core-size` "
+             "(arm-none-eabi-gcc -Os, Kconfig defaults; the head variant at the demo model's "
+             "feature count). Thumb-2: `scripts/bench_cortexm.py` (unicorn emulator).", "",
              "| figure | value | how |", "| --- | --- | --- |"]
     skipped = []
     ins = cost.get("instructions", {})
@@ -233,12 +389,29 @@ def markdown(cost: dict[str, Any]) -> str:
                      "tflite-micro wheel |")
         for name, c in ins["tinyfix_process"].items():
             share = c["instructions_per_call"] / tflm["instructions_per_call"]
-            lines.append(f"| `tinyfix_process`, scenario {name} set "
+            scenario = name.replace("_head", " + head")
+            lines.append(f"| `tinyfix_process`, scenario {scenario} set "
                          f"({', '.join(c['stages']) or 'identity'}), x86-64 | "
                          f"{c['instructions_per_call']:,.0f} instructions "
                          f"(**{100 * share:.2f}%** of one Invoke) | callgrind "
                          f"`--toggle-collect={c['pattern']}`, {c['calls']} calls, cffi build "
                          "-O2 |")
+        lines += _head_lines(cost, tflm["instructions_per_call"])
+    head_size = cost.get("head_size", {})
+    if "head_flash_bytes" in head_size:
+        hs = head_size
+        lines += [
+            f"| head parameters in the set (flash) | {hs['head_flash_bytes']} B | "
+            f"{hs['classes']}×{hs['features']} int8 weights + {hs['classes']} × (int32 bias, "
+            f"multiplier, shift); the encoded set grows by {hs['encoded_set_growth_bytes']} B |",
+            f"| the model's own last layer in the .tflite (flash) | "
+            f"{hs['own_weights_and_bias_bytes']} B weights + biases "
+            f"({hs['own_total_bytes']} B with {hs['own_quantization_bytes']} B of quantization "
+            f"parameters) | int8 weights {hs['own_weights_bytes']} B, int32 biases "
+            f"{hs['own_bias_bytes']} B, float32 scales and int64 zero points |",
+        ]
+    elif "skipped" in head_size:
+        skipped.append(f"head sizes skipped: {head_size['skipped']}")
     size = cost.get("cortex_m4f_size", {})
     if "skipped" in size:
         skipped.append(f"flash/RAM skipped: {size['skipped']}")
@@ -252,6 +425,20 @@ def markdown(cost: dict[str, Any]) -> str:
             f"| `struct tinyfix_ctx` (caller-owned RAM) | {size.get('ctx_bytes', 0):,} B | "
             "Kconfig defaults |",
         ]
+        if "head_core_flash_bytes" in size:
+            f = size["head_features"]
+            lines += [
+                f"| core flash with the head stage, Cortex-M4F | "
+                f"{size['head_core_flash_bytes']:,} B "
+                f"(+{size['head_core_flash_bytes'] - size['core_flash_bytes']:,} B; "
+                f"`tinyfix_head.o` {size.get('head_code_bytes', 0)} B) | "
+                f"`CONFIG_TINYFIX_MAX_FEATURES={f}` (the demo model's features), head "
+                "adaptation included |",
+                f"| `struct tinyfix_ctx` with the head stage | {size['head_ctx_bytes']:,} B "
+                f"(+{size['head_ctx_bytes'] - size.get('ctx_bytes', 0):,} B) | "
+                f"`MAX_FEATURES={f}`, `MAX_CLASSES=16`: the applied set's head, adapted "
+                "weights (int16 each) and the last feature vector |",
+            ]
     thumb = cost.get("thumb2_instructions", {})
     if "skipped" in thumb:
         skipped.append(f"Thumb-2 count skipped: {thumb['skipped']}")
@@ -268,4 +455,35 @@ def markdown(cost: dict[str, Any]) -> str:
                      "divide by. The Thumb-2 rows are `bench_cortexm.py`'s own 12-class set "
                      "(thresholds, 5-frame vote, anomaly), heavier than the demo's sets.")
     lines += [""] + [f"- {s}" for s in skipped]
+    if head_size.get("trained_features", 0) < head_size.get("features", 0):
+        hs = head_size
+        lines.append(f"- The fit re-fitted the columns of {hs['trained_features']} of the "
+                     f"{hs['features']} features (the rest keep the model's weights). Stored "
+                     f"as a residual (those columns, a feature index each, the per-class "
+                     f"integers) the head would take {hs['residual_bytes']} B; the core stores "
+                     f"the whole layer ({hs['head_flash_bytes']} B).")
+    lines += [f"- {Target(**t).line()}" for t in cost.get("targets", [])]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _head_lines(cost: dict[str, Any], invoke: float) -> list[str]:
+    ins = cost["instructions"]
+    head, own = ins.get("head_stage", {}), ins.get("model_last_layer", {})
+    lines = []
+    if "instructions_per_call" in own:
+        o = own["instructions_per_call"]
+        lines.append(f"| the model's own last layer in TFLM (`FULLY_CONNECTED` kernel, final "
+                     f"layer), x86-64 | {o:,.0f} instructions ({100 * o / invoke:.2f}% of one "
+                     f"Invoke) | callgrind `--toggle-collect='{own['pattern']}'`, "
+                     f"{own['calls']} calls, one-op .tflite of the model's final "
+                     "FULLY_CONNECTED (same tensors) |")
+    if "instructions_per_call" in head:
+        h = head["instructions_per_call"]
+        versus = (f", **{h / own['instructions_per_call']:.2f}×** the model's own last layer"
+                  if "instructions_per_call" in own else "")
+        lines.append(f"| head stage alone (`tinyfix_head_run`), scenario classification + "
+                     f"head set, x86-64 | {h:,.0f} instructions (**{100 * h / invoke:.2f}%** "
+                     f"of one Invoke{versus}) | callgrind, inclusive cost of the "
+                     f"{head['calls']} calls `tinyfix_process` made to `{head['pattern']}` in "
+                     "the run above |")
+    return lines
