@@ -34,6 +34,8 @@ static struct tinyfix_model_info fix_model;
 /* Identity set for this model, to tell whether the active set corrects anything. */
 static struct tinyfix_params identity_params;
 static K_SEM_DEFINE(wake, 0, 1);
+/* A window is 768 bytes: static rather than on the main stack. */
+static struct input_window window;
 
 /* From the UART ISR, the input provider's timer or its sampling thread. */
 static void wake_app(void)
@@ -59,13 +61,10 @@ static int model_info_from(const struct model_desc *m, struct tinyfix_model_info
 	if (err != TINYFIX_OK) {
 		return err;
 	}
-	/* The head stage can use the features only if the core was sized for them. */
-	if (m->feature.dtype != 0U && m->feature.count <= TINYFIX_MAX_FEATURES) {
+	/* The runner reports features only when the core was sized for them. */
+	if (m->feature.dtype != 0U) {
 		info->n_features = (uint16_t)m->feature.count;
 		info->feature_zero_point = m->feature.zero_point;
-	} else if (m->feature.dtype != 0U) {
-		LOG_WRN("%u features, CONFIG_TINYFIX_MAX_FEATURES=%d: head stage unavailable",
-			(unsigned int)m->feature.count, TINYFIX_MAX_FEATURES);
 	}
 	return TINYFIX_OK;
 }
@@ -88,11 +87,13 @@ static void classify(const struct input_window *w)
 	static int8_t input[INPUT_FRAMES * INPUT_CHANNELS];
 	static int8_t raw[DECISION_N_CLASSES];
 	static int8_t features[TINYFIX_MAX_FEATURES > 0 ? TINYFIX_MAX_FEATURES : 1];
-	const int8_t *feat = fix_model.n_features > 0U ? features : NULL;
+	/* NULL when the model has no features the core could use (see model_info_from()). */
+	int8_t *feat = fix_model.n_features > 0U ? features : NULL;
 	struct tinyfix_result res;
 	struct tinyfix_ctx *ctx;
 	uint32_t cycles_invoke = 0;
 	uint32_t cycles_fix;
+	uint32_t start;
 	bool voted;
 	int err;
 
@@ -107,7 +108,7 @@ static void classify(const struct input_window *w)
 		return;
 	}
 
-	err = model_run(input, raw, features, &cycles_invoke);
+	err = model_run(input, raw, feat, &cycles_invoke);
 	if (err != 0) {
 		return; /* logged by the runner */
 	}
@@ -116,10 +117,10 @@ static void classify(const struct input_window *w)
 	if (ctx == NULL) {
 		return;
 	}
-	uint32_t start = app_cycles();
-
+	start = app_cycles();
 	err = tinyfix_process(ctx, raw, feat, (int32_t)(k_uptime_get_32() & INT32_MAX), &res);
 	cycles_fix = app_cycles() - start;
+	/* As the link's INFER does: the event is the vote's when the set votes. */
 	voted = (ctx->params.flags & TINYFIX_STAGE_VOTE) != 0U;
 	if (err == TINYFIX_ERR_TIME) {
 		/* Uptime wrapped after 24.8 days: the voting window starts afresh. */
@@ -142,7 +143,6 @@ static void classify(const struct input_window *w)
 int main(void)
 {
 	const struct model_desc *m;
-	struct input_window *w;
 	uint32_t params_crc;
 	int err;
 
@@ -192,10 +192,6 @@ int main(void)
 	replay_check_begin(m, params_crc == identity_params.crc, params_crc);
 #endif
 
-	/* Static: a window is 768 bytes, too much for the main stack's headroom. */
-	static struct input_window window;
-
-	w = &window;
 	for (;;) {
 		(void)k_sem_take(&wake, K_FOREVER);
 #if defined(CONFIG_APP_LINK)
@@ -205,8 +201,8 @@ int main(void)
 			continue;
 		}
 #endif
-		while ((err = input_get(w)) == 0) {
-			classify(w);
+		while ((err = input_get(&window)) == 0) {
+			classify(&window);
 		}
 		if (err != -EAGAIN && err != -ENODATA) {
 			LOG_WRN("no window (%d)", err);

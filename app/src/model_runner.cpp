@@ -44,8 +44,11 @@ namespace {
 constexpr int kWindowFrames = 64;
 constexpr int kChannels = 3;
 constexpr int kClasses = 6;
-/* Largest feature vector the tap keeps; the demo model's is 24. */
-constexpr size_t kMaxFeatures = 256;
+/*
+ * Largest feature vector kept: what the tinyfix core was sized for (the demo model's is 24);
+ * a longer one is of no use to the head stage, so the model then reports none.
+ */
+constexpr size_t kMaxFeatures = TINYFIX_MAX_FEATURES > 0 ? TINYFIX_MAX_FEATURES : 1;
 
 /*
  * Tensor arena. The demo model needs about 3.5 KB with reference kernels on a 64-bit host;
@@ -236,8 +239,11 @@ extern "C" int model_init(void)
 	desc.feature_mode = "none";
 #if !defined(CONFIG_APP_FEATURES_NONE)
 	desc.feature_index = find_feature_tensor(model, &desc.feature);
-	if (desc.feature_index < 0 || desc.feature.count > kMaxFeatures) {
-		LOG_WRN("no usable penultimate feature tensor; the head stage is unavailable");
+	if (desc.feature_index < 0 || TINYFIX_MAX_FEATURES == 0 ||
+	    desc.feature.count > kMaxFeatures) {
+		LOG_WRN("no usable penultimate feature tensor (CONFIG_TINYFIX_MAX_FEATURES=%d); "
+			"the head stage is unavailable",
+			TINYFIX_MAX_FEATURES);
 		desc.feature_index = -1;
 		memset(&desc.feature, 0, sizeof(desc.feature));
 	} else {
