@@ -18,7 +18,7 @@ from rich.table import Table
 
 from tinyfix import __version__
 from tinyfix.device import DEFAULT_BAUD
-from tinyfix.errors import TinyfixError
+from tinyfix.errors import TinyfixError, run_command
 
 if TYPE_CHECKING:
     from tinyfix.calibrate import CalibrateJob
@@ -267,18 +267,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     console = Console()
-    try:
-        return int(args.func(args, console))
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    except TinyfixError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except BrokenPipeError:
-        return 1
+    return run_command(lambda: args.func(args, console), args.debug)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tinyfix.errors import TinyfixError
+from tinyfix.errors import run_command
 
 SCENARIOS = ("classification", "streaming", "anomaly")
 
@@ -121,16 +121,8 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
-    try:
-        return run(args, argv, lambda text: print(text, flush=True))
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    except TinyfixError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return run_command(lambda: run(args, argv, lambda text: print(text, flush=True)),
+                       args.debug)
 
 
 if __name__ == "__main__":

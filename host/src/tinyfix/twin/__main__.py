@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tinyfix.demo_data.gesture_data import CLASS_NAMES
-from tinyfix.errors import TinyfixError
+from tinyfix.errors import run_command
 from tinyfix.twin.sensor import PROFILES
 from tinyfix.twin.twin import Twin
 
@@ -52,15 +52,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    try:
-        return serve(args)
-    except KeyboardInterrupt:
-        return 130
-    except TinyfixError as err:
-        if args.debug:
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+    return run_command(lambda: serve(args), args.debug)
 
 
 def serve(args: argparse.Namespace) -> int:
