@@ -12,7 +12,11 @@ int8s = st.integers(min_value=-128, max_value=127)
 
 
 def build(core, model, **fields):
+    """A sealed set: identity, then the given fields (a__b sets field b of a). A set with
+    features gets one head row per model output unless head_rows is given."""
     p = Params.identity(core, model)
+    if fields.get("n_features"):
+        fields = {"head_rows": model.head_rows, **fields}
     for name, value in fields.items():
         target = p.c
         *path, last = name.split("__")

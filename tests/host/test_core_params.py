@@ -26,13 +26,16 @@ def test_blob_round_trips_and_keeps_the_crc(core, model12, bias, thr, inv_t):
 def test_blob_size_depends_on_counts_not_on_the_build(core, model12):
     size = core.lib.tinyfix_params_encoded_size
     blob = Params.identity(core, model12).encode()
-    assert len(blob) == size(12, 0, 0)
+    assert len(blob) == size(12, 0, 0, 0, 0)
     # scale, bias (4 + 4), threshold and prior (2 + 2) and flags (1) per class; offset, gain,
-    # reference mean and std (4 x 4) per channel; a head adds a bias per class and a weight
-    # per class and feature, and a multiplier and shift per class.
-    assert size(13, 0, 0) - size(12, 0, 0) == 13
-    assert size(12, 1, 0) - size(12, 0, 0) == 16
-    assert size(12, 0, 10) - size(12, 0, 0) == 12 * (4 + 4 + 4) + 12 * 10
+    # reference mean and std (4 x 4) per channel; a head adds a bias, a multiplier and a
+    # shift per row and a weight per row and feature (a residual: per row and column, and a
+    # bit per feature).
+    assert size(13, 0, 0, 0, 0) - size(12, 0, 0, 0, 0) == 13
+    assert size(12, 1, 0, 0, 0) - size(12, 0, 0, 0, 0) == 16
+    assert size(12, 0, 10, 12, 0) - size(12, 0, 0, 0, 0) == 12 * (4 + 4 + 4) + 12 * 10
+    assert size(12, 0, 10, 12, 3) - size(12, 0, 0, 0, 0) == 12 * (4 + 4 + 4) + 12 * 3 + 2
+    assert size(2, 0, 10, 1, 0) - size(2, 0, 0, 0, 0) == 12 + 10  # a binary model's one row
 
 
 @given(st.data())
@@ -110,9 +113,18 @@ def test_a_device_refuses_what_exceeds_its_capacity(core, model12):
 
 
 @given(st.integers(min_value=2, max_value=64), st.integers(min_value=0, max_value=16),
-       st.integers(min_value=0, max_value=1024))
-def test_encoded_size_follows_the_documented_layout(core, classes, channels, features):
-    # TINYFIX_PARAMS_ENCODED_SIZE() in tinyfix.h sizes device buffers with this formula.
-    head = (12 + features) * classes if features else 0
-    expected = 78 + 13 * classes + 16 * channels + head
-    assert core.lib.tinyfix_params_encoded_size(classes, channels, features) == expected
+       st.integers(min_value=0, max_value=4096), st.data())
+def test_encoded_size_follows_the_documented_layout(core, classes, channels, features, data):
+    # TINYFIX_PARAMS_ENCODED_SIZE() and _HEAD_SIZE() in tinyfix.h size device buffers so.
+    rows = data.draw(st.sampled_from([1, classes]))
+    columns = data.draw(st.integers(min_value=0, max_value=features))
+    if not features:
+        head = 0
+    elif columns:
+        head = rows * (12 + columns) + (features + 7) // 8
+    else:
+        head = rows * (12 + features)
+    expected = 97 + 13 * classes + 16 * channels + head
+    size = core.lib.tinyfix_params_encoded_size(classes, channels, features,
+                                                rows if features else 0, columns)
+    assert size == expected

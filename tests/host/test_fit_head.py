@@ -75,6 +75,7 @@ def test_head_refit_beats_output_only_stages_on_new_field_data(field, fits):
     assert head.kept, head.reason
     assert head.after["nll"] < head.before["nll"]
     assert "against the output-only stages" in head.reason and "flash" in head.reason
+    assert "RAM" in head.reason and "the model's own last layer 168 B" in head.reason
     assert with_head.params.c.flags & 0x01 and with_head.uses_features
     before = output_only.evaluate(raw, y).after
     after = with_head.evaluate(raw, y, features=feats).after
@@ -146,19 +147,20 @@ def test_a_model_without_a_final_fully_connected_is_skipped_with_the_reason(core
     assert not head.kept and "at most 16 (CONFIG_TINYFIX_MAX_FEATURES)" in head.reason
 
 
-def test_a_size_budget_refits_only_the_most_useful_features(core, graph, field):
+def test_a_size_budget_makes_a_residual_on_the_most_useful_features(core, graph, field):
     model, data = field
-    _, feats, y, _ = data["cal"]
+    raw, feats, y, _ = data["cal"]
     source = head_source(graph, model, 4096)
-    budget = model.n_classes * 6
-    fitted = fit_head(core, model, source, feats, y, FitOptions(head_budget_bytes=budget))
+    budget = model.n_classes * (12 + 6) + 3  # six columns beside the per-row integers
+    fitted = fit_head(core, model, source, feats, y, FitOptions(head_budget_bytes=budget),
+                      raw)
     head = fitted.head
-    assert head.trained_features <= 6
-    assert all(t.variant.k * model.n_classes <= budget for t in fitted.trials)
-    assert head.residual_bytes < head.flash_bytes
-    assert f"as a residual on {head.trained_features} features" in fitted.describe()
-    with pytest.raises(TinyfixError, match="holds no feature column"):
-        fit_head(core, model, source, feats, y, FitOptions(head_budget_bytes=3))
+    assert head.is_residual and head.n_columns <= 6
+    assert all(t.variant.bytes(model.n_classes) <= budget for t in fitted.trials)
+    assert head.flash_bytes <= budget < source.own_bytes
+    assert f"a residual on {head.n_columns} of the 24 features" in fitted.describe()
+    with pytest.raises(TinyfixError, match="holds no head of this layer"):
+        fit_head(core, model, source, feats, y, FitOptions(head_budget_bytes=3), raw)
 
 
 def test_a_softmax_models_head_writes_logits_the_scale_stage_restores(core):

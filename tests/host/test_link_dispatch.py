@@ -166,13 +166,22 @@ def test_info_reports_the_model_the_limits_and_the_capabilities(link, core):
     assert (info.n_classes, info.max_frame, info.cycle_hz) == (N_CLASSES, 1024, 1000)
     assert info.max_classes == core.lib.TINYFIX_MAX_CLASSES
     assert info.max_window == core.lib.TINYFIX_MAX_VOTE_FRAMES
-    assert info.caps == Cap.CAPTURE | Cap.FEATURES | Cap.PERSIST | Cap.ADAPT
+    assert info.caps == Cap.CAPTURE | Cap.FEATURES | Cap.PERSIST | Cap.ADAPT | Cap.CHUNKS
     assert (info.fw_version, info.board) == ("test 1", "in-memory")
+    # What the device can take, so the host sizes everything from it.
+    assert (info.model_kind, info.n_outputs) == (0, N_CLASSES)
+    assert info.max_features == core.lib.TINYFIX_MAX_FEATURES
+    assert info.max_head_weights == core.lib.TINYFIX_MAX_HEAD_WEIGHTS
+    assert info.max_channels == core.lib.TINYFIX_MAX_CHANNELS
+    assert info.max_anomaly_window == core.lib.TINYFIX_MAX_ANOMALY_WINDOW
+    # The largest set of this model: a whole layer of 6 x 10 (and a residual's bitmap).
+    size = core.lib.tinyfix_params_encoded_size
+    assert info.max_params == size(N_CLASSES, 0, N_FEATURES, N_CLASSES, 0) + 2
 
 
 def test_a_device_without_sensor_or_storage_says_so(core):
     info = Link(MemoryPort(Device(core, capture=False, persist=False)), seq=1).info()
-    assert info.caps == Cap.FEATURES | Cap.ADAPT
+    assert info.caps == Cap.FEATURES | Cap.ADAPT | Cap.CHUNKS
 
 
 def test_infer_equals_the_core_run_directly_on_the_same_raw_outputs(link, device, core):
@@ -420,10 +429,11 @@ def test_stats_carry_the_drift_monitor_flags_and_leave_its_one_shot_to_the_app(l
     assert drift.newly_advised
 
 
-def test_a_model_that_does_not_fit_the_frame_is_refused_at_init(core):
+def test_an_input_beyond_a_frame_needs_the_input_tensor_to_stage_it(core):
+    big = replace(INFO, input=TensorDesc(DType.INT8, (1, 2000), 0.25, 0))
     with pytest.raises(TinyfixError, match="does not fit"):
         Dispatcher(Corrector(core, MODEL), DeviceOps(
-            write=lambda b: None,
-            info=replace(INFO, input=TensorDesc(DType.INT8, (1, 2000), 0.25, 0)),
-            invoke=lambda x, f: Invoked(b""),
-        ))
+            write=lambda b: None, info=big, invoke=lambda x, f: Invoked(b""),
+            input_buffer=False))
+    Dispatcher(Corrector(core, MODEL), DeviceOps(write=lambda b: None, info=big,
+                                                 invoke=lambda x, f: Invoked(b"")))

@@ -48,7 +48,7 @@ def every_stage_params(core):
     c.input.offset[0], c.input.offset[1] = -1 << 30, 12345
     c.input.gain[0], c.input.gain[1] = 1, 4194304
     c.adapt.learning_rate, c.adapt.clamp = 65536, 0
-    c.n_features = 4
+    c.n_features, c.head_rows = 4, 3
     for k in range(3):
         c.head.multiplier[k], c.head.shift[k] = 2147483647 - k, -31 + k
         c.head.bias[k] = (-1) ** k * (k << 28)
@@ -65,7 +65,7 @@ def test_fitted_params_yaml_round_trips_to_the_same_blob(core, fitted_params, tm
     doc = yaml.safe_load(path.read_text())
     assert doc["model_crc"] == "0x5eed0005"
     assert doc["params_crc"] == f"0x{fitted_params.crc:08x}"
-    assert doc["format_version"] == 1
+    assert doc["format_version"] == 2
     assert [c["name"] for c in doc["classes"]] == NAMES
     assert doc["inv_temperature"]["real"] * 65536 == doc["inv_temperature"]["q"]
     assert doc["classes"][0]["threshold"]["real"] * 32768 == doc["classes"][0]["threshold"]["q"]
@@ -78,6 +78,23 @@ def test_every_field_round_trips_through_yaml_and_overlay(core):
     from_overlay = params_io.params_from_overlay(params_io.overlay_text(p), core)
     assert from_yaml.encode() == p.encode()
     assert from_overlay.encode() == p.encode()
+
+
+def test_a_residual_head_round_trips_with_its_columns(core):
+    p = every_stage_params(core)
+    c = p.c
+    c.head_columns = 2
+    c.head.columns[0] = 0b1001  # features 0 and 3
+    c.anomaly.min_dev, c.anomaly.score_shift = 3 * 65536, 7
+    p.seal()
+    assert p.validate(HEAD_MODEL) == 0
+    text = params_io.params_to_yaml(p)
+    assert yaml.safe_load(text)["head"]["columns"] == [0, 3]
+    assert len(yaml.safe_load(text)["head"]["weights"][0]) == 2
+    overlay = params_io.overlay_text(p)
+    assert "head-column-mask = [09];" in overlay and "head-columns = <2>;" in overlay
+    assert params_io.params_from_yaml(text, core, HEAD_MODEL).encode() == p.encode()
+    assert params_io.params_from_overlay(overlay, core).encode() == p.encode()
 
 
 int32s = st.integers(min_value=-(2**31), max_value=2**31 - 1)
@@ -182,7 +199,7 @@ def test_damaged_files_are_refused_clearly(core, fitted_params, tmp_path):
     with pytest.raises(TinyfixError, match="missing `vote`"):
         params_io.params_from_yaml(text.replace("vote:", "votes:"), core)
     with pytest.raises(TinyfixError, match="format version 9"):
-        params_io.params_from_yaml(text.replace("format_version: 1", "format_version: 9"),
+        params_io.params_from_yaml(text.replace("format_version: 2", "format_version: 9"),
                                    core)
     other = ModelInfo(model_crc=1, n_classes=5, output_scale=0.25)
     with pytest.raises(TinyfixError, match="another model"):

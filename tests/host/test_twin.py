@@ -92,7 +92,8 @@ def test_info_matches_the_model_card(link):
     assert (info.input.dtype, info.output.dtype, info.feature.dtype) == (DType.INT8,) * 3
     scale = float(re.search(r"Input:.*?scale ([\d.]+), zero point (-?\d+)", CARD, re.S)[1])
     assert info.input.scale == pytest.approx(scale, rel=1e-5)
-    assert info.caps == Cap.CAPTURE | Cap.FEATURES | Cap.ADAPT  # no --persist: no PERSIST
+    # No --persist: no PERSIST.
+    assert info.caps == Cap.CAPTURE | Cap.FEATURES | Cap.ADAPT | Cap.CHUNKS
     assert info.board == "tinyfix-twin" and info.fw_version.startswith("twin")
 
 

@@ -308,7 +308,10 @@ def test_info_layout_matches_the_spec_offsets():
     assert struct.unpack_from("<HHHHI", p, 12) == (2, 6, 16, 8, 64_000_000)
     assert p[24:26] == bytes([DType.INT8, 3])
     assert struct.unpack_from("<3Hfi", p, 26) == (1, 64, 3, 0.5, -3)
-    assert p[-15:] == b"\x0eqemu_cortex_m3"
+    assert p[-34:-19] == b"\x0eqemu_cortex_m3"
+    # Appended limits: model kind, outputs, max params, features, head weights, channels,
+    # anomaly window (defaults 0 here).
+    assert struct.unpack("<BIIHIHH", p[-19:]) == (0,) * 7
     assert inp.nbytes == 192
 
 

@@ -21,10 +21,18 @@ from tinyfix.capture import capture, feature_vectors, quantize_inputs, raw_outpu
 from tinyfix.core import Core, ModelInfo, Params
 from tinyfix.device import Device, open_device
 from tinyfix.errors import TinyfixError
-from tinyfix.fit import Evaluation, FitOptions, FitResult, fit_classification, fit_streaming
+from tinyfix.fit import (
+    DeviceLimits,
+    Evaluation,
+    FitOptions,
+    FitResult,
+    fit_classification,
+    fit_streaming,
+)
 from tinyfix.fit.frame_labels import model_window_ms
 from tinyfix.fit.head_source import HeadSource, head_source
 from tinyfix.fit.monitor import add_monitor
+from tinyfix.fit.recon import evaluate_autoencoder, fit_autoencoder
 from tinyfix.report import CurvePoint, print_summary, write_report
 from tinyfix.twin.model import ModelGraph
 
@@ -53,6 +61,7 @@ class CalibrateJob:
     seed: int = 0
     target_precision: float | None = None
     target_fa_per_hour: float = 2.0
+    target_false_alarm_rate: float = 0.01
     sim_sensor: str = "field"
 
 
@@ -124,7 +133,8 @@ def _head(job: CalibrateJob, device: Device | None, core: Core, model: ModelInfo
           ) -> tuple[HeadSource | str, bool]:
     """The model's last layer (or why the head stage cannot replace it), and whether to
     capture feature vectors."""
-    head = head_source(_graph(job, device), model, _options(job).device.max_features)
+    head = head_source(_graph(job, device), model,
+                       _options(job, device=device).device.max_features)
     if job.features is not None:
         return head, job.features
     return head, device is not None and model.n_features > 0 and isinstance(head, HeadSource)
@@ -140,7 +150,23 @@ def _model(job: CalibrateJob, device: Device | None, core: Core) -> ModelInfo:
     return ModelGraph.load(job.model).model_info(core)
 
 
-def _options(job: CalibrateJob, graph: ModelGraph | None = None) -> FitOptions:
+def device_limits(device: Device | None, rebuild: bool = False) -> DeviceLimits:
+    """The build sizes a set must stay within: the device's, as its INFO reports them,
+    unless the firmware is rebuilt for the set (--flash: tinyfix.conf sizes the build)."""
+    info = device.info if device is not None else None
+    if info is None or rebuild or not info.max_anomaly_window:
+        return DeviceLimits()
+    return DeviceLimits(max_vote_frames=info.max_window,
+                        max_anomaly_window=info.max_anomaly_window,
+                        max_features=info.max_features,
+                        max_head_weights=info.max_head_weights or None)
+
+
+def _options(job: CalibrateJob, graph: ModelGraph | None = None,
+             device: Device | None = None) -> FitOptions:
+    """The fit's options, sized to the device's build when its INFO says (else defaults)."""
+    # The simulated device stands in for any build (its core has the host's sizes).
+    limits = device_limits(device, rebuild=job.flash or job.port == "sim")
     window = job.window_ms
     if window is None and graph is not None:
         try:
@@ -149,7 +175,9 @@ def _options(job: CalibrateJob, graph: ModelGraph | None = None) -> FitOptions:
             window = None
     return FitOptions(seed=job.seed, target_precision=job.target_precision,
                       target_fa_per_hour=job.target_fa_per_hour,
-                      head_budget_bytes=job.head_budget_bytes, frame_window_ms=window)
+                      target_false_alarm_rate=job.target_false_alarm_rate,
+                      head_budget_bytes=job.head_budget_bytes, frame_window_ms=window,
+                      device=limits)
 
 
 def _classification(job: CalibrateJob, device: Device | None, core: Core,
@@ -164,10 +192,39 @@ def _classification(job: CalibrateJob, device: Device | None, core: Core,
     raw_cal, raw_ev, f_cal, f_ev = _raw_pair(job, device, core, cal, ev,
                                              np.concatenate([cal.y, ev.y]), console,
                                              want_features)
-    result = fit_classification(raw_cal, cal.y, model, _options(job), core, features=f_cal,
+    result = fit_classification(raw_cal, cal.y, model, _options(job, device=device), core,
+                                features=f_cal,
                                 head=head)
     add_monitor(result, raw_cal, cal.x, features=f_cal)
     return result, result.evaluate(raw_ev, ev.y, features=f_ev), data.class_names, []
+
+
+def _autoencoder(job: CalibrateJob, device: Device | None, core: Core,
+                 console: Console) -> tuple[FitResult, Evaluation, tuple[str, ...], list]:
+    """An anomaly detector by reconstruction error: inputs through the device, the
+    adaptive threshold fitted on the device's own outputs (scores computed by the C core,
+    as the device computes them)."""
+    data = datasets.load_anomaly(job.data)
+    if job.eval is not None:
+        cal, ev = data, datasets.load_anomaly(job.eval)
+    else:
+        cal, ev = datasets.split_classification(data, job.eval_fraction, job.seed)
+    model = _model(job, device, core)
+    if device is None:
+        raise TinyfixError("an autoencoder is fitted from its inputs and outputs: give --port "
+                           "(a device, a pyserial URL, or sim) and inputs (x) in --data")
+    assert cal.x is not None and ev.x is not None
+    inputs = quantize_inputs(core, model, np.concatenate([cal.x, ev.x]))
+    labels = np.concatenate([cal.y, ev.y])
+    store = capture(device, inputs, labels, job.out / "capture.tfcap", console=console)
+    try:
+        raw = raw_outputs(store, model, np.arange(len(inputs)))
+    finally:
+        store.close()
+    n = len(cal)
+    result = fit_autoencoder(inputs[:n], raw[:n], cal.y, model, _options(job, device=device),
+                             core)
+    return result, evaluate_autoencoder(result, inputs[n:], raw[n:], ev.y), data.class_names, []
 
 
 def _streaming(job: CalibrateJob, device: Device | None, core: Core,
@@ -183,7 +240,7 @@ def _streaming(job: CalibrateJob, device: Device | None, core: Core,
     raw_cal, raw_ev, f_cal, f_ev = _raw_pair(job, device, core, cal, ev, no_labels, console,
                                              want_features)
     result = fit_streaming(raw_cal, cal.t_ms, cal.events, model, data.background,
-                           _options(job, _graph(job, device)), core, features=f_cal,
+                           _options(job, _graph(job, device), device), core, features=f_cal,
                            head=head)
     add_monitor(result, raw_cal, cal.x, features=f_cal)
     chosen = result.float_params.vote
@@ -240,7 +297,9 @@ def run(job: CalibrateJob, console: Console) -> Outcome:
         console.print(_device_info_table(device))
     try:
         streaming = datasets.is_streaming_file(job.data)
-        fit = _streaming if streaming else _classification
+        kind = _model(job, device, core).kind
+        fit = (_autoencoder if kind == "autoencoder" else
+               _streaming if streaming else _classification)
         result, evaluation, names, curve = fit(job, device, core, console)
         files = params_io.write_outputs(job.out, result.params, names)
         context = {"data": str(job.data), "evaluation": str(job.eval or
@@ -250,7 +309,7 @@ def run(job: CalibrateJob, console: Console) -> Outcome:
                               curve=curve)
         print_summary(console, result, evaluation)
         console.print(f"wrote {', '.join(p.name for p in files)} to {job.out}")
-        if device is not None and (job.push or job.flash) and not streaming:
+        if device is not None and (job.push or job.flash) and fit is _classification:
             if job.flash:
                 device.close()
                 west_flash(job, console)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +30,31 @@ class CaptureInterrupted(TinyfixError):
 
 
 def quantize_inputs(core: Core, model: ModelInfo, x: NDArray,
-                    params: Params | None = None) -> NDArray[np.int8]:
-    """Model inputs as the int8 input tensor: int8 data as given; real values quantized by the
-    C core (round half away from zero, saturated), exactly as the firmware's input stage,
-    with the input correction of `params` if it has one."""
+                    params: Params | None = None) -> NDArray:
+    """Model inputs as the input tensor: data already of the tensor's type as given; real
+    values quantized as the firmware's input stage does (the C core: round half away from
+    zero, saturated) with the input correction of `params` if it has one. A float32 input
+    tensor takes the values as they are; an int16 one (16x8 models) is quantized the same
+    way in numpy, as the core quantizes int8 only."""
+    if model.input_type == "float32":
+        return np.ascontiguousarray(x, dtype=np.float32)
+    if model.input_type == "int16":
+        if x.dtype == np.int16:
+            return x
+        q = np.trunc(np.asarray(x, dtype=np.float64) / model.input_scale
+                     + 0.5 * np.sign(x)) + model.input_zero_point
+        return np.clip(q, -32768, 32767).astype(np.int16)
     if x.dtype == np.int8:
         return x
-    if model.n_channels == 0:
-        raise TinyfixError("the device's input is not an int8 tensor: give int8 inputs")
-    corr = Corrector(core, model, params)
     q16 = np.clip(np.round(np.asarray(x, dtype=np.float64) * 65536), -(2**31) + 1, 2**31 - 1)
+    if model.n_channels == 0:
+        # No channel layout the core's input stage can take: quantize element by element
+        # through it as one channel (the same rounding), without an input correction.
+        one = replace(model, n_channels=1, kind="classifier", n_outputs=0,
+                      n_classes=max(2, model.n_classes), n_features=0)
+        flat = q16.astype(np.int32).reshape(-1, 1)
+        return Corrector(core, one).input_correct(flat).reshape(x.shape)
+    corr = Corrector(core, model, params)
     flat = q16.astype(np.int32).reshape(-1, model.n_channels)
     return corr.input_correct(flat).reshape(x.shape)
 
@@ -53,7 +69,7 @@ def capture(device: Device, inputs: NDArray[np.int8], labels: NDArray, path: Pat
             features: bool = False, console: Console | None = None) -> CaptureStore:
     """INFER every input not yet in the capture file at `path`; returns the filled store."""
     model = device.model
-    raw_bytes = model.n_classes * np.dtype(NUMPY_OF[model.output_type]).itemsize
+    raw_bytes = model.outputs * np.dtype(NUMPY_OF[model.output_type]).itemsize
     header = {
         "model_crc": f"0x{model.model_crc:08x}",
         "data": fingerprint(inputs, labels),

@@ -28,8 +28,10 @@ HOST_CAPACITY = {
     "TINYFIX_MAX_CLASSES": 64,
     "TINYFIX_MAX_VOTE_FRAMES": 64,
     "TINYFIX_MAX_ANOMALY_WINDOW": 256,
-    "TINYFIX_MAX_CHANNELS": 16,
-    "TINYFIX_MAX_FEATURES": 1024,
+    "TINYFIX_MAX_CHANNELS": 64,
+    "TINYFIX_MAX_FEATURES": 4096,
+    # Any whole last layer of 64 classes x 4096 features: the host evaluates every variant.
+    "TINYFIX_MAX_HEAD_WEIGHTS": 64 * 4096,
 }
 # Kconfig defaults of a device build (the head needs at least one feature for the cdef).
 DEVICE_CAPACITY = {

@@ -57,14 +57,18 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-fa-per-hour", type=float, default=2.0,
                    help="streaming: most false accepts per hour while false rejects are "
                         "minimised (default: %(default)s)")
+    p.add_argument("--target-false-alarm-rate", type=float, default=0.01,
+                   help="autoencoders: most normal windows flagged as anomalies "
+                        "(default: %(default)s)")
     p.add_argument("--features", action=argparse.BooleanOptionalAction, default=None,
                    help="capture the model's penultimate features for the last-layer re-fit "
                         "(default: yes when the device reports a feature tensor and the "
                         "model's last layer can be read from its .tflite)")
     p.add_argument("--head-budget-bytes", type=int,
-                   help="most bytes of re-fitted last-layer weights (classes x features); a "
-                        "larger layer is re-fitted on its most useful features only "
-                        "(default: no limit)")
+                   help="most bytes the re-fitted last layer may take in the parameter set: "
+                        "the whole layer when it fits, else a residual on the model's own "
+                        "outputs from its most useful features (default: a quarter of the "
+                        "model's own layer, at least 1024)")
     p.add_argument("--window-ms", type=int,
                    help="streaming head re-fit: the model's input window in ms, to label "
                         "frames from event times (default: input time steps at 50 Hz)")
@@ -81,6 +85,7 @@ def _job(args: argparse.Namespace, port: str | None, **device_options: object) -
         data=args.data, out=args.out, port=port, model=args.model, eval=args.eval,
         eval_fraction=args.eval_fraction, seed=args.seed, features=args.features,
         target_precision=args.target_precision, target_fa_per_hour=args.target_fa_per_hour,
+        target_false_alarm_rate=args.target_false_alarm_rate,
         sim_sensor=args.sim_sensor, head_budget_bytes=args.head_budget_bytes,
         window_ms=args.window_ms, **device_options)  # type: ignore[arg-type]
 

@@ -13,6 +13,7 @@ from tinyfix import ccore
 from tinyfix.errors import CoreError
 
 DTYPES = {"int8": 0, "int16": 1, "float32": 2}
+KINDS = {"classifier": 0, "binary": 1, "autoencoder": 2}
 NUMPY_DTYPES = {"int8": np.int8, "int16": np.int16, "float32": np.float32}
 Q16 = 65536
 Q15 = 32768
@@ -25,7 +26,12 @@ def q16(x: float) -> int:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the core needs to know about a model (tinyfix_model_info)."""
+    """What the core needs to know about a model (tinyfix_model_info).
+
+    kind: "classifier" (one output per class), "binary" (one output, two classes) or
+    "autoencoder" (the output reconstructs the input; two classes, normal and anomaly).
+    n_outputs: output tensor elements (0: n_classes).
+    """
 
     model_crc: int
     n_classes: int
@@ -37,6 +43,20 @@ class ModelInfo:
     input_zero_point: int = 0
     n_features: int = 0
     feature_zero_point: int = 0
+    kind: str = "classifier"
+    n_outputs: int = 0
+    # The input tensor's type (host side only: how inputs are quantized before INFER).
+    input_type: str = "int8"
+
+    @property
+    def outputs(self) -> int:
+        """Elements of the raw output tensor."""
+        return self.n_outputs or self.n_classes
+
+    @property
+    def head_rows(self) -> int:
+        """Rows of a re-fitted head: one per output element."""
+        return self.outputs
 
 
 class Core:
@@ -67,7 +87,14 @@ class Core:
         info.input_quant = self.quant(model.input_scale, model.input_zero_point)[0]
         info.n_features = model.n_features
         info.feature_zero_point = model.feature_zero_point
+        info.kind = KINDS[model.kind]
+        info.n_outputs = model.n_outputs
         return info
+
+    def capacity_limit(self, model: ModelInfo) -> str | None:
+        """The TINYFIX_MAX_* option this build's core is too small in for `model`, or None."""
+        found = self.lib.tinyfix_capacity_limit(self.model_info(model))
+        return None if found == self.ffi.NULL else self.ffi.string(found).decode()
 
 
 @dataclass
@@ -101,7 +128,8 @@ class Params:
     def encode(self) -> bytes:
         lib, ffi = self.core.lib, self.core.ffi
         size = lib.tinyfix_params_encoded_size(self.c.n_classes, self.c.n_channels,
-                                               self.c.n_features)
+                                               self.c.n_features, self.c.head_rows,
+                                               self.c.head_columns)
         buf = ffi.new("uint8_t[]", size)
         written = ffi.new("size_t *")
         self.core.check(lib.tinyfix_params_encode(self.c, buf, size, written), "encode")
@@ -128,6 +156,7 @@ class FrameResult:
     vote_new: bool
     vote_event: bool
     anomaly: bool
+    anomaly_score: int
     anomaly_mean: int
     anomaly_sigma: int
 
@@ -140,7 +169,12 @@ class Corrector:
         self.model = model
         self.ctx = core.ffi.new("struct tinyfix_ctx *")
         self._res = core.ffi.new("struct tinyfix_result *")
-        core.check(core.lib.tinyfix_init(self.ctx, core.model_info(model)), "init")
+        err = core.lib.tinyfix_init(self.ctx, core.model_info(model))
+        if err == core.lib.TINYFIX_ERR_CAPACITY:
+            limit = core.capacity_limit(model)
+            raise CoreError(err, "init", f"the model exceeds this build's {limit} "
+                                         f"(CONFIG_{limit} on a device)")
+        core.check(err, "init")
         if params is not None:
             self.set_params(params)
 
@@ -158,7 +192,8 @@ class Corrector:
             top_class=r.top_class, top_prob=r.top_prob, decision=r.decision,
             vote_class=r.vote_class, vote_score=r.vote_score, vote_new=bool(r.vote_new),
             vote_event=bool(r.vote_event), anomaly=bool(r.anomaly),
-            anomaly_mean=r.anomaly_mean, anomaly_sigma=r.anomaly_sigma,
+            anomaly_score=r.anomaly_score, anomaly_mean=r.anomaly_mean,
+            anomaly_sigma=r.anomaly_sigma,
         )
 
     def process(self, raw: np.ndarray, time_ms: int = 0,
@@ -171,6 +206,16 @@ class Corrector:
             feat = ffi.cast("int8_t *", ffi.from_buffer(features))
         err = lib.tinyfix_process(self.ctx, ffi.from_buffer(raw), feat, time_ms, self._res)
         self.core.check(err, "process")
+        return self._result()
+
+    def process_recon(self, x: np.ndarray, raw: np.ndarray, time_ms: int = 0) -> FrameResult:
+        """An autoencoder's frame: int8 input and int8 output tensors (same element count)."""
+        ffi, lib = self.core.ffi, self.core.lib
+        x = np.ascontiguousarray(x, dtype=np.int8).reshape(-1)
+        raw = np.ascontiguousarray(raw, dtype=np.int8).reshape(-1)
+        err = lib.tinyfix_process_recon(self.ctx, ffi.cast("int8_t *", ffi.from_buffer(x)),
+                                        ffi.from_buffer(raw), time_ms, self._res)
+        self.core.check(err, "process_recon")
         return self._result()
 
     def anomaly_update(self, score_q16: int) -> FrameResult:
@@ -195,12 +240,21 @@ class Corrector:
         return out
 
     def run(self, raw: np.ndarray, times_ms: np.ndarray | None = None,
-            features: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Process a batch of frames in order; returns one array per result field."""
+            features: np.ndarray | None = None,
+            inputs: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Process a batch of frames in order; returns one array per result field. An
+        autoencoder's frames need their int8 `inputs` (N, ...) as well."""
         n = raw.shape[0]
         times = np.zeros(n, dtype=np.int64) if times_ms is None else times_ms
-        rows = [self.process(raw[i], int(times[i]),
-                             None if features is None else features[i]) for i in range(n)]
+        if self.model.kind == "autoencoder":
+            if inputs is None:
+                raise CoreError(self.core.lib.TINYFIX_ERR_ARG, "run",
+                                "an autoencoder's frames need the inputs they reconstruct")
+            rows = [self.process_recon(inputs[i], raw[i], int(times[i])) for i in range(n)]
+        else:
+            rows = [self.process(raw[i], int(times[i]),
+                                 None if features is None else features[i])
+                    for i in range(n)]
         return {
             name: np.array([getattr(r, name) for r in rows])
             for name in FrameResult.__dataclass_fields__

@@ -161,6 +161,23 @@ def load_classification(path: str | Path) -> ClassificationData:
     return ClassificationData(y, names, x, scores)
 
 
+ANOMALY_CLASSES = ("normal", "anomaly")
+
+
+def load_anomaly(path: str | Path) -> ClassificationData:
+    """An autoencoder's data: a classification `.npz` with `x` (the model's inputs) and
+    `y` 0 = normal, 1 = anomaly, or no `y` (all normal)."""
+    path = Path(path)
+    data = open_npz(path)
+    if "x" not in data:
+        raise TinyfixError(f"{path}: an autoencoder needs `x`, the inputs it reconstructs")
+    n = int(np.asarray(data["x"]).shape[0]) if np.asarray(data["x"]).ndim else 0
+    y = _int_array(data["y"], "`y`", path) if "y" in data else np.zeros(n, dtype=np.int64)
+    x, _ = _inputs(data, y.size, path, "labels")
+    _check_labels(y, 2, "`y` (0 normal, 1 anomaly)", path)
+    return ClassificationData(y, ANOMALY_CLASSES, x, None)
+
+
 def _read_sample_file(path: Path) -> NDArray:
     try:
         if path.suffix == ".npy":

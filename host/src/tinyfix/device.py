@@ -19,6 +19,7 @@ from tinyfix.wire.protocol import DType
 
 DEFAULT_BAUD = 115200
 OUTPUT_TYPES = {DType.INT8: "int8", DType.INT16: "int16", DType.FLOAT32: "float32"}
+INPUT_TYPES = OUTPUT_TYPES
 
 
 class WrongModelError(TinyfixError):
@@ -56,24 +57,41 @@ def model_crc(path: Path) -> int:
         raise TinyfixError(f"cannot read the model {path}: {exc.strerror}") from exc
 
 
+KINDS = {0: "classifier", 1: "binary", 2: "autoencoder"}
+# A device that predates INFO's limits: the Kconfig default of CONFIG_TINYFIX_MAX_CHANNELS.
+OLD_DEVICE_MAX_CHANNELS = 8
+
+
 def model_info_from(info: InfoResponse) -> ModelInfo:
-    """The core's view of the device's model, from INFO."""
+    """The core's view of the device's model, from INFO: what the device's own context was
+    initialised with (channels: the input's last dimension if int8 and within the build's
+    TINYFIX_MAX_CHANNELS, else none)."""
     out: TensorDesc = info.output
     if out.dtype not in OUTPUT_TYPES:
         raise TinyfixError(f"the device's output tensor type {out.dtype} is not supported "
                            "(int8, int16 or float32)")
     inp, feat = info.input, info.feature
+    max_channels = info.max_channels or OLD_DEVICE_MAX_CHANNELS
+    channels = inp.shape[-1] if inp.dtype == DType.INT8 and inp.shape else 0
+    if inp.dtype not in INPUT_TYPES:
+        raise TinyfixError(f"the device's input tensor type {inp.dtype} is not supported "
+                           "(int8, int16 or float32)")
+    if info.model_kind not in KINDS:
+        raise TinyfixError(f"the device reports an unknown model kind {info.model_kind}")
     return ModelInfo(
         model_crc=info.model_crc,
         n_classes=info.n_classes,
         output_type=OUTPUT_TYPES[DType(out.dtype)],
         output_scale=out.scale if out.dtype != DType.FLOAT32 else 1.0,
         output_zero_point=out.zero_point,
-        n_channels=inp.shape[-1] if inp.dtype == DType.INT8 and inp.shape else 0,
-        input_scale=inp.scale if inp.scale > 0 else 1.0,
-        input_zero_point=inp.zero_point,
+        n_channels=channels if channels <= max_channels else 0,
+        input_scale=inp.scale if inp.dtype != DType.FLOAT32 and inp.scale > 0 else 1.0,
+        input_zero_point=inp.zero_point if inp.dtype != DType.FLOAT32 else 0,
         n_features=feat.n_elements if feat.present else 0,
         feature_zero_point=feat.zero_point if feat.present else 0,
+        kind=KINDS[info.model_kind],
+        n_outputs=info.n_outputs or out.n_elements,
+        input_type=INPUT_TYPES[DType(inp.dtype)],
     )
 
 

@@ -280,3 +280,25 @@ def alarm_metrics(alarm: ArrayLike, t_ms: ArrayLike, anomalous: ArrayLike | None
         out["detection_rate"] = (sum(1 for a, b in runs if flags[a:b].any()) / len(runs)
                                  if runs else float("nan"))
     return out
+
+
+@dataclass(frozen=True)
+class ScoreHistogram:
+    """Anomaly scores of normal and anomalous windows in common bins, and a threshold."""
+
+    edges: NDArray[np.float64]
+    normal: NDArray[np.int64]
+    anomalous: NDArray[np.int64]
+    threshold: float
+
+
+def score_histogram(score: ArrayLike, y: ArrayLike, threshold: float, bins: int = 40
+                    ) -> ScoreHistogram:
+    s = np.asarray(score, dtype=np.float64)
+    labels = np.asarray(y)
+    hi = float(np.percentile(s, 99.5)) if s.size else 1.0
+    edges = np.linspace(0.0, max(hi, threshold if np.isfinite(threshold) else 0.0, 1e-9) * 1.05,
+                        bins + 1)
+    return ScoreHistogram(edges, np.histogram(np.clip(s[labels == 0], 0, edges[-1]), edges)[0],
+                          np.histogram(np.clip(s[labels == 1], 0, edges[-1]), edges)[0],
+                          threshold)

@@ -51,7 +51,8 @@ class Field:
     fmt: Format
     group: str  # params.yaml section ("" = top level)
     key: str  # name inside that section
-    per: str = "set"  # "set", "class", "channel", "head" (set), "head_class", "head_weights"
+    # "set", "class", "channel", "head" (set), "head_row", "head_weights", "head_bitmap"
+    per: str = "set"
 
 
 FIELDS: tuple[Field, ...] = (
@@ -74,6 +75,11 @@ FIELDS: tuple[Field, ...] = (
     Field("anomaly.window", "anomaly-window", INT, "anomaly", "window"),
     Field("anomaly.warmup", "anomaly-warmup", INT, "anomaly", "warmup"),
     Field("anomaly.alpha_q8", "anomaly-alpha-q8", Q8, "anomaly", "alpha"),
+    Field("anomaly.min_dev", "anomaly-min-dev", Q16, "anomaly", "min_dev"),
+    Field("anomaly.score_shift", "anomaly-score-shift", INT, "anomaly", "score_shift"),
+    Field("anomaly.seed_mean", "anomaly-seed-mean", Q16, "anomaly", "seed_mean"),
+    Field("anomaly.seed_sigma", "anomaly-seed-sigma", Q16, "anomaly", "seed_sigma"),
+    Field("anomaly.guard_q8", "anomaly-guard-q8", Q8, "anomaly", "guard"),
     Field("input.fill_mode", "input-fill-mode", enum("last", "mean"), "input", "fill_mode"),
     Field("input.stats_shift", "input-stats-shift", INT, "input", "stats_shift"),
     Field("input.clip_k_q8", "input-clip-k-q8", Q8, "input", "clip_k"),
@@ -96,20 +102,49 @@ FIELDS: tuple[Field, ...] = (
     Field("monitor.ref_in_std", "monitor-ref-in-std", Q16, "channels", "ref_in_std", "channel"),
     Field("n_channels", "n-channels", INT, "", "n_channels"),
     Field("n_features", "n-features", INT, "", "n_features"),
-    Field("head.multiplier", "head-multiplier", INT, "head", "multiplier", "head_class"),
-    Field("head.shift", "head-shift", INT, "head", "shift", "head_class"),
-    Field("head.bias", "head-bias", INT, "head", "bias", "head_class"),
+    Field("head_rows", "head-rows", INT, "", "head_rows"),
+    Field("head_columns", "head-columns", INT, "", "head_columns"),
+    Field("head.multiplier", "head-multiplier", INT, "head", "multiplier", "head_row"),
+    Field("head.shift", "head-shift", INT, "head", "shift", "head_row"),
+    Field("head.bias", "head-bias", INT, "head", "bias", "head_row"),
+    Field("head.columns", "head-column-mask", INT, "head", "columns", "head_bitmap"),
     Field("head.weights", "head-weights", INT, "head", "weights", "head_weights"),
 )
 BY_DT = {f.dt: f for f in FIELDS}
 
 
+def head_shape(c: Any) -> tuple[int, int]:
+    """(rows, weights per row) of the set's head: every feature for a whole layer, its
+    columns for a residual; (0, 0) without a head."""
+    n_features = int(c.n_features)
+    if not n_features:
+        return 0, 0
+    return int(c.head_rows), int(c.head_columns) or n_features
+
+
 def count(c: Any, field: Field) -> int | None:
     """Entries of an array field in this set (None for a scalar)."""
     n_classes, n_channels, n_features = int(c.n_classes), int(c.n_channels), int(c.n_features)
+    rows, per_row = head_shape(c)
+    bitmap = (n_features + 7) // 8 if n_features and int(c.head_columns) else 0
     return {"set": None, "head": None, "class": n_classes, "channel": n_channels,
-            "head_class": n_classes if n_features else 0,
-            "head_weights": n_classes * n_features}[field.per]
+            "head_row": rows, "head_weights": rows * per_row,
+            "head_bitmap": bitmap}[field.per]
+
+
+def columns_of(bitmap: list[int]) -> list[int]:
+    """Feature indices of a residual head's column bitmap."""
+    return [8 * i + b for i, byte in enumerate(bitmap) for b in range(8) if byte >> b & 1]
+
+
+def bitmap_of(columns: list[int], n_features: int) -> list[int]:
+    """The column bitmap of these feature indices."""
+    bits = [0] * ((n_features + 7) // 8)
+    for f in columns:
+        if not 0 <= f < n_features:
+            raise TinyfixError(f"head column {f} is not a feature index below {n_features}")
+        bits[f // 8] |= 1 << (f % 8)
+    return bits
 
 
 def _owner(c: Any, path: str) -> tuple[Any, str]:

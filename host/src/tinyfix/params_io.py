@@ -86,15 +86,18 @@ def params_to_dict(params: Params, class_names: list[str] | tuple[str, ...] | No
     out["input"]["channels"] = channels
     if int(c.n_features):
         head = groups["head"]
-        n_feat = int(c.n_features)
+        rows, per_row = pf.head_shape(c)
         out["head"] = {
             "multiplier": head["multiplier"],
             "shift": head["shift"],
-            # The requantization scales the multipliers and shifts stand for (for reading).
+            # The scales the multipliers and shifts stand for (for reading): requantization
+            # of a whole layer, accumulator to Q16.16 logit of a residual.
             "scale": [m * 2.0 ** (s - 31)
                       for m, s in zip(head["multiplier"], head["shift"], strict=True)],
             "bias": head["bias"],
-            "weights": [head["weights"][k * n_feat:(k + 1) * n_feat] for k in range(n)],
+            # A residual's feature indices (absent for a whole layer).
+            **({"columns": pf.columns_of(head["columns"])} if int(c.head_columns) else {}),
+            "weights": [head["weights"][k * per_row:(k + 1) * per_row] for k in range(rows)],
         }
     return out
 
@@ -171,7 +174,11 @@ def params_from_dict(d: dict[str, Any], core: Core, source: str = "params.yaml")
     top = {f.key: f for f in pf.FIELDS if not f.group}
     for key in ("n_channels", "n_features"):
         pf.put(c, top[key], _q_of(pf.INT, _section(d, key, source), f"{source}: {key}"))
+    for key in ("head_rows", "head_columns"):  # absent: a whole layer, one row per class
+        default = n if key == "head_rows" and int(c.n_features) else 0
+        pf.put(c, top[key], _q_of(pf.INT, d.get(key, default), f"{source}: {key}"))
     n_channels, n_features = int(c.n_channels), int(c.n_features)
+    rows, per_row = pf.head_shape(c)
     channels = _section(_section(d, "input", source), "channels", f"{source}: input")
     if not isinstance(channels, list) or len(channels) != n_channels:
         raise TinyfixError(f"{source}: input.channels must list {n_channels} channels")
@@ -186,13 +193,15 @@ def params_from_dict(d: dict[str, Any], core: Core, source: str = "params.yaml")
                            f"{source}: input.channels[{k}].{field.key}")
                      for k, ch in enumerate(channels)]
         elif field.per.startswith("head"):
-            if not n_features:
+            if not n_features or (field.per == "head_bitmap" and not int(c.head_columns)):
                 continue
             raw = _section(_section(d, "head", source), field.key, f"{source}: head")
             if field.per == "head_weights":
-                if len(raw) != n or any(len(row) != n_features for row in raw):
-                    raise TinyfixError(f"{where}: must be {n} rows of {n_features} weights")
+                if len(raw) != rows or any(len(row) != per_row for row in raw):
+                    raise TinyfixError(f"{where}: must be {rows} rows of {per_row} weights")
                 raw = [w for row in raw for w in row]
+            if field.per == "head_bitmap":
+                raw = pf.bitmap_of([int(v) for v in raw], n_features)
             value = [int(v) for v in raw] if isinstance(raw, list) else int(raw)
         elif field.group:
             value = _q_of(field.fmt, _section(_section(d, field.group, source), field.key,
@@ -262,7 +271,7 @@ def _wrapped(items: list[str], per_line: int, indent: str) -> str:
 
 def _property(field: pf.Field, value: int | list[int], indent: str) -> str:
     cont = indent + " " * (len(field.dt) + 4)
-    if field.path in ("class_flags", "head.weights"):
+    if field.path in ("class_flags", "head.weights", "head.columns"):
         items = [f"{v & 0xFF:02x}" for v in value]  # type: ignore[union-attr]
         return f"{indent}{field.dt} = [{_wrapped(items, BYTES_PER_LINE, cont)}];"
     if isinstance(value, list):
@@ -300,7 +309,8 @@ def overlay_text(params: Params, class_names: list[str] | tuple[str, ...] | None
               f"{indent}model-crc = <0x{int(c.model_crc):08x}>;"]
     for field in pf.FIELDS:
         n = pf.count(c, field)
-        if n == 0 or (field.per == "head" and not int(c.n_features)):
+        head_count = field.path in ("head_rows", "head_columns")
+        if n == 0 or ((field.per == "head" or head_count) and not int(c.n_features)):
             continue
         value = pf.get(c, field)
         comment = _comment(field, value)
@@ -346,6 +356,10 @@ def params_from_overlay(text: str, core: Core, source: str = "tinyfix.overlay") 
             raise TinyfixError(f"{source}: missing property {required}")
     c.model_crc = _cells(props["model-crc"], source)[0]
     c.n_classes = len(_cells(props["class-scale"], source))
+    # Counts first: they size the arrays that follow.
+    for name in ("n-features", "head-rows", "head-columns"):
+        if name in props:
+            pf.put(c, pf.BY_DT[name], _cells(props[name], f"{source}: {name}")[0])
     for name, raw in props.items():
         field = pf.BY_DT.get(name)
         if field is None:

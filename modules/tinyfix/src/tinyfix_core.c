@@ -27,10 +27,9 @@ void tinyfix_reset_stream(struct tinyfix_ctx *ctx)
 #if TINYFIX_WITH_VOTE
 	tinyfix_vote_reset(ctx);
 #endif
-	ctx->anom_head = 0;
-	ctx->anom_count = 0;
-	ctx->anom_sum = 0;
-	ctx->anom_sumsq = 0;
+#if TINYFIX_WITH_ANOMALY
+	tinyfix_anomaly_reset(ctx);
+#endif
 	memset(ctx->in_mean, 0, sizeof(ctx->in_mean));
 	memset(ctx->in_var, 0, sizeof(ctx->in_var));
 	memset(ctx->in_last, 0, sizeof(ctx->in_last));
@@ -41,21 +40,56 @@ void tinyfix_reset_stream(struct tinyfix_ctx *ctx)
 	ctx->mon_advised = false;
 }
 
+const char *tinyfix_capacity_limit(const struct tinyfix_model_info *model)
+{
+	if (model == NULL) {
+		return NULL;
+	}
+	if (model->n_classes > TINYFIX_MAX_CLASSES) {
+		return "TINYFIX_MAX_CLASSES";
+	}
+	if (model->n_channels > TINYFIX_MAX_CHANNELS) {
+		return "TINYFIX_MAX_CHANNELS";
+	}
+	if (model->n_features > TINYFIX_MAX_FEATURES) {
+		return "TINYFIX_MAX_FEATURES";
+	}
+	return NULL;
+}
+
+/* The class and output counts each kind of model must have. */
+static bool counts_match_kind(const struct tinyfix_model_info *m)
+{
+	const uint32_t outputs = tf_model_outputs(m);
+
+	switch (m->kind) {
+	case TINYFIX_MODEL_CLASSIFIER:
+		return m->n_classes >= 2U && outputs == m->n_classes;
+	case TINYFIX_MODEL_BINARY:
+		return m->n_classes == 2U && outputs == 1U;
+	case TINYFIX_MODEL_AUTOENCODER:
+		return m->n_classes == 2U && outputs >= 1U && m->n_features == 0U &&
+		       m->output_type == TINYFIX_DTYPE_INT8 && m->input_quant.multiplier > 0;
+	default:
+		return false;
+	}
+}
+
 int tinyfix_init(struct tinyfix_ctx *ctx, const struct tinyfix_model_info *model)
 {
 	int err;
 
-	if (ctx == NULL || model == NULL || model->n_classes < 2U) {
+	if (ctx == NULL || model == NULL) {
 		return TINYFIX_ERR_ARG;
 	}
 	if (model->output_type > TINYFIX_DTYPE_FLOAT32) {
 		return TINYFIX_ERR_UNSUPPORTED;
 	}
-	if (model->n_classes > TINYFIX_MAX_CLASSES || model->n_channels > TINYFIX_MAX_CHANNELS ||
-	    model->n_features > TINYFIX_MAX_FEATURES) {
+	if (tinyfix_capacity_limit(model) != NULL) {
 		return TINYFIX_ERR_CAPACITY;
 	}
-	if ((model->output_type != TINYFIX_DTYPE_FLOAT32 && model->output_quant.multiplier <= 0) ||
+	if (!counts_match_kind(model) ||
+	    (model->output_type != TINYFIX_DTYPE_FLOAT32 && model->output_quant.multiplier <= 0) ||
 	    (model->n_channels > 0U && model->input_quant.multiplier <= 0)) {
 		return TINYFIX_ERR_ARG;
 	}
@@ -67,6 +101,7 @@ int tinyfix_init(struct tinyfix_ctx *ctx, const struct tinyfix_model_info *model
 	}
 	derive(ctx);
 	tinyfix_input_prepare(ctx);
+	tinyfix_recon_prepare(ctx);
 	tinyfix_reset_stream(ctx);
 	ctx->ready = true;
 	return TINYFIX_OK;
@@ -95,7 +130,8 @@ int tinyfix_process(struct tinyfix_ctx *ctx, const void *raw, const int8_t *feat
 {
 	const struct tinyfix_params *p;
 
-	if (ctx == NULL || raw == NULL || res == NULL || !ctx->ready) {
+	if (ctx == NULL || raw == NULL || res == NULL || !ctx->ready ||
+	    ctx->model.kind == TINYFIX_MODEL_AUTOENCODER) {
 		return TINYFIX_ERR_ARG;
 	}
 	p = &ctx->params;
@@ -106,21 +142,26 @@ int tinyfix_process(struct tinyfix_ctx *ctx, const void *raw, const int8_t *feat
 #else
 	(void)time_ms;
 #endif
+	const int32_t *delta = NULL;
 #if TINYFIX_MAX_FEATURES > 0
 	int8_t head_out[TINYFIX_MAX_CLASSES];
+	int32_t head_delta[TINYFIX_MAX_CLASSES];
 
 #if TINYFIX_WITH_ADAPT
 	ctx->have_features = false; /* a label refers to this frame's features only */
 #endif
 
 	if ((p->flags & TINYFIX_STAGE_HEAD) != 0U && features != NULL) {
-		tinyfix_head_run(ctx, features, head_out);
-		raw = head_out;
+		if (tinyfix_head_run(ctx, features, head_out, head_delta)) {
+			raw = head_out;
+		} else {
+			delta = head_delta;
+		}
 	}
 #else
 	(void)features;
 #endif
-	tinyfix_correct_frame(ctx, raw, res);
+	tinyfix_correct_frame(ctx, raw, delta, res);
 
 	res->vote_class = -1;
 	res->vote_score = 0;
@@ -133,6 +174,7 @@ int tinyfix_process(struct tinyfix_ctx *ctx, const void *raw, const int8_t *feat
 #endif
 
 	res->anomaly = false;
+	res->anomaly_score = 0;
 	res->anomaly_mean = 0;
 	res->anomaly_sigma = 0;
 	(void)p; /* unused when every optional stage is compiled out */
@@ -143,7 +185,8 @@ int tinyfix_process(struct tinyfix_ctx *ctx, const void *raw, const int8_t *feat
 #endif
 #if TINYFIX_WITH_ANOMALY
 	if ((p->flags & TINYFIX_STAGE_ANOMALY) != 0U) {
-		tinyfix_anomaly_step(ctx, res->logit[p->anomaly.class_index], res);
+		res->anomaly_score = res->logit[p->anomaly.class_index];
+		tinyfix_anomaly_step(ctx, res->anomaly_score, res);
 	}
 #endif
 	return TINYFIX_OK;
@@ -155,6 +198,7 @@ int tinyfix_anomaly_update(struct tinyfix_ctx *ctx, int32_t score, struct tinyfi
 		return TINYFIX_ERR_ARG;
 	}
 #if TINYFIX_WITH_ANOMALY
+	res->anomaly_score = score;
 	tinyfix_anomaly_step(ctx, score, res);
 	return TINYFIX_OK;
 #else

@@ -59,32 +59,85 @@ static inline int32_t weight(const struct tinyfix_ctx *ctx, size_t i, bool adapt
 	return w;
 }
 
-void tinyfix_head_run(struct tinyfix_ctx *ctx, const int8_t *features, int8_t *out)
+/* One row's accumulator over the features it reads, and what adaptation needs of them. */
+static int32_t row_acc(struct tinyfix_ctx *ctx, const int8_t *features, uint16_t row,
+		       bool adapted)
 {
 	const struct tinyfix_params *p = &ctx->params;
 	const struct tinyfix_head_params *h = &p->head;
 	const int32_t in_offset = -ctx->model.feature_zero_point;
-	const bool adapted = (p->flags & TINYFIX_STAGE_ADAPT) != 0U;
-	size_t i = 0;
-	uint16_t c, f;
+	const uint16_t n_cols = p->head_columns > 0U ? p->head_columns : p->n_features;
+	size_t i = (size_t)row * n_cols;
+	int32_t acc = h->bias[row];
+	uint16_t f;
 
-#if TINYFIX_WITH_ADAPT
-	if (adapted) {
-		memcpy(ctx->last_features, features, p->n_features);
-		ctx->have_features = true;
-	}
-#endif
-	for (c = 0; c < p->n_classes; c++) {
-		int32_t acc = h->bias[c];
-		int32_t v;
-
+	if (p->head_columns == 0U) {
 		for (f = 0; f < p->n_features; f++, i++) {
 			acc += weight(ctx, i, adapted) * ((int32_t)features[f] + in_offset);
 		}
-		v = requantize(acc, h->multiplier[c], h->shift[c]) +
-		    ctx->model.output_quant.zero_point;
-		out[c] = (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
+		return acc;
 	}
+	/* A residual reads only its columns, in feature order. */
+	for (f = 0; f < p->n_features; f++) {
+		if (((h->columns[f / 8U] >> (f % 8U)) & 1U) != 0U) {
+			acc += weight(ctx, i, adapted) * ((int32_t)features[f] + in_offset);
+			i++;
+		}
+	}
+	return acc;
+}
+
+#if TINYFIX_WITH_ADAPT
+/* Keep the values the head read, which the next label's weight step needs. */
+static void keep_features(struct tinyfix_ctx *ctx, const int8_t *features)
+{
+	const struct tinyfix_params *p = &ctx->params;
+	uint16_t j = 0;
+
+	if (p->head_columns == 0U) {
+		memcpy(ctx->last_features, features, p->n_features);
+	} else {
+		for (uint16_t f = 0; f < p->n_features; f++) {
+			if (((p->head.columns[f / 8U] >> (f % 8U)) & 1U) != 0U) {
+				ctx->last_features[j++] = features[f];
+			}
+		}
+	}
+	ctx->have_features = true;
+}
+#endif
+
+bool tinyfix_head_run(struct tinyfix_ctx *ctx, const int8_t *features, int8_t *out,
+		      int32_t *delta)
+{
+	const struct tinyfix_params *p = &ctx->params;
+	const struct tinyfix_head_params *h = &p->head;
+	const bool adapted = (p->flags & TINYFIX_STAGE_ADAPT) != 0U;
+	/* A binary model's one row is class 1's logit; class 0 is its complement. */
+	const uint16_t first_class = ctx->model.kind == TINYFIX_MODEL_BINARY ? 1U : 0U;
+	uint16_t r;
+
+#if TINYFIX_WITH_ADAPT
+	if (adapted) {
+		keep_features(ctx, features);
+	}
+#endif
+	if (p->head_columns > 0U) {
+		memset(delta, 0, sizeof(int32_t) * p->n_classes);
+	}
+	for (r = 0; r < p->head_rows; r++) {
+		int32_t acc = row_acc(ctx, features, r, adapted);
+
+		if (p->head_columns > 0U) {
+			delta[first_class + r] = tinyfix_mul_q31(acc, h->multiplier[r], h->shift[r]);
+		} else {
+			int32_t v = requantize(acc, h->multiplier[r], h->shift[r]) +
+				    ctx->model.output_quant.zero_point;
+
+			out[r] = (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
+		}
+	}
+	return p->head_columns == 0U;
 }
 
 #endif /* TINYFIX_MAX_FEATURES > 0 */

@@ -21,6 +21,7 @@
 
 /* Fixed payload bytes (docs/protocol.md section 5) that sizes are checked against. */
 #define INFER_RSP_FIXED_LEN 22
+#define INFER_RSP_APPENDED  5 /* anomaly_score, flags */
 #define CAPTURE_RSP_FIXED   11
 
 static uint32_t cycles_now(const struct tinyfix_link *link)
@@ -45,6 +46,12 @@ static size_t tensor_elements(const struct tinyfix_wire_tensor *t)
 		n *= t->dims[i];
 	}
 	return n;
+}
+
+/* Elements of the model's output tensor (the core's tf_model_outputs(), not exported). */
+static size_t tf_link_outputs(const struct tinyfix_model_info *m)
+{
+	return m->n_outputs != 0U ? m->n_outputs : m->n_classes;
 }
 
 static uint8_t core_output_dtype(enum tinyfix_dtype dtype)
@@ -74,6 +81,7 @@ static uint8_t caps_of(const struct tinyfix_link *link)
 	if (link->ops->persist != NULL) {
 		caps |= TINYFIX_WIRE_CAP_PERSIST;
 	}
+	caps |= TINYFIX_WIRE_CAP_CHUNKS;
 #if TINYFIX_WITH_ADAPT
 	caps |= TINYFIX_WIRE_CAP_ADAPT;
 #endif
@@ -174,41 +182,141 @@ static void reply_link_error(struct tinyfix_link *link, const struct tinyfix_wir
 static void do_info(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
 {
 	struct tinyfix_wire_info info = link->info;
+	const struct tinyfix_model_info *m = &link->ctx->model;
 
 	info.caps = caps_of(link);
 	info.max_frame = (uint16_t)link->rx.cap;
 	info.params_crc = link->ctx->params.crc;
 	info.params_format = link->ctx->params.format_version;
-	info.n_classes = link->ctx->model.n_classes;
+	info.n_classes = m->n_classes;
 	info.max_classes = TINYFIX_MAX_CLASSES;
 	info.max_window = TINYFIX_MAX_VOTE_FRAMES;
+	info.model_kind = m->kind;
+	info.n_outputs = (uint32_t)(m->n_outputs != 0U ? m->n_outputs : m->n_classes);
+	info.max_params = (uint32_t)link->max_params;
+	info.max_features = TINYFIX_MAX_FEATURES;
+	info.max_head_weights = TINYFIX_MAX_FEATURES > 0 ? (uint32_t)TINYFIX_MAX_HEAD_WEIGHTS : 0U;
+	info.max_channels = TINYFIX_MAX_CHANNELS;
+	info.max_anomaly_window = TINYFIX_MAX_ANOMALY_WINDOW;
 	reply(link, req, 0U, tinyfix_wire_info_encode(&info, link->scratch, link->scratch_size));
 }
 
 /* The INFER decision: a detection starting on this frame when voting, else the threshold's. */
 static int16_t decision_of(const struct tinyfix_ctx *ctx, const struct tinyfix_result *res)
 {
-	if ((ctx->params.flags & TINYFIX_STAGE_VOTE) != 0U) {
+	if (ctx->model.kind != TINYFIX_MODEL_AUTOENCODER &&
+	    (ctx->params.flags & TINYFIX_STAGE_VOTE) != 0U) {
 		return res->vote_event ? res->vote_class : (int16_t)TINYFIX_NO_DECISION;
 	}
 	return res->decision;
 }
 
-static int invoke_model(struct tinyfix_link *link, const struct tinyfix_wire_infer_req *in,
-			int8_t *features, uint32_t *cycles)
+static int invoke_model(struct tinyfix_link *link, const uint8_t *input, size_t len,
+			const int8_t **features, uint32_t *cycles)
 {
 	uint32_t start = cycles_now(link);
+	const uint8_t *raw = NULL;
 	int err;
 
 	*cycles = 0U;
-	err = link->ops->invoke(link->user, in->input, in->input_len, link->raw, features, cycles);
+	link->last_raw = NULL;
+	link->last_features = NULL;
+	err = link->ops->invoke(link->user, input, len, &raw, features, cycles);
 	if (*cycles == 0U) {
 		*cycles = cycles_now(link) - start;
 	}
 	if (err < 0 && (err > TINYFIX_WIRE_ERR_TYPE || err < TINYFIX_WIRE_ERR_NO_SPACE)) {
 		err = TINYFIX_WIRE_ERR_INVOKE;
 	}
+	if (err == 0 && (raw == NULL || (features != NULL && *features == NULL))) {
+		err = TINYFIX_WIRE_ERR_INVOKE; /* the platform did not say where its tensors are */
+	}
+	if (err == 0) {
+		link->last_raw = raw;
+		link->last_features = features != NULL ? *features : NULL;
+	}
 	return err;
+}
+
+/* Where the INFER input comes from: the request itself, or the tensor WRITE filled. */
+static int infer_input(struct tinyfix_link *link, const struct tinyfix_wire_frame *req,
+		       const struct tinyfix_wire_infer_req *in, const uint8_t **input)
+{
+	if ((req->flags & TINYFIX_WIRE_FLAG_STAGED) == 0U) {
+		*input = in->input;
+		return in->input_len == link->input_len ? 0 : TINYFIX_WIRE_ERR_LENGTH;
+	}
+	if (in->input_len != 0U) {
+		return TINYFIX_WIRE_ERR_LENGTH;
+	}
+	if (link->input_tensor == NULL || link->staged_input.total != link->input_len ||
+	    link->staged_input.received != link->input_len) {
+		return TINYFIX_WIRE_ERR_VALUE;
+	}
+	*input = link->input_tensor;
+	if (link->ctx->model.kind == TINYFIX_MODEL_AUTOENCODER) {
+		if (link->recon == NULL) {
+			return TINYFIX_WIRE_ERR_UNSUPPORTED;
+		}
+		/* Invoke() may reuse the input tensor; the reconstruction error needs it after. */
+		memcpy(link->recon, link->input_tensor, link->input_len);
+	}
+	return 0;
+}
+
+/* Run the core on the frame the model produced. */
+static int correct(struct tinyfix_link *link, const struct tinyfix_wire_frame *req,
+		   const uint8_t *input, const int8_t *features)
+{
+	struct tinyfix_ctx *ctx = link->ctx;
+	struct tinyfix_result *res = &link->result;
+	const uint8_t *recon_input = input == link->input_tensor ? link->recon : input;
+	int32_t now;
+	int err;
+
+	if ((req->flags & TINYFIX_WIRE_FLAG_RESET) != 0U) {
+		tinyfix_reset_stream(ctx);
+	}
+	now = (int32_t)(uptime_now(link) & INT32_MAX);
+	if (ctx->model.kind == TINYFIX_MODEL_AUTOENCODER) {
+		return tinyfix_process_recon(ctx, (const int8_t *)recon_input, link->last_raw, now,
+					     res);
+	}
+	err = tinyfix_process(ctx, link->last_raw, features, now, res);
+	if (err == TINYFIX_ERR_TIME) {
+		/* The uptime wrapped (after 24.8 days): the voting window starts afresh. */
+		tinyfix_reset_stream(ctx);
+		err = tinyfix_process(ctx, link->last_raw, features, now, res);
+	}
+	return err;
+}
+
+/* The response carries raw output and features when they fit its frame; else READ them. */
+static void fill_infer_rsp(struct tinyfix_link *link, struct tinyfix_wire_infer_rsp *rsp,
+			   bool send_features)
+{
+	const struct tinyfix_ctx *ctx = link->ctx;
+	const bool recon = ctx->model.kind == TINYFIX_MODEL_AUTOENCODER;
+	size_t room = link->scratch_size - INFER_RSP_FIXED_LEN - INFER_RSP_APPENDED;
+
+	rsp->prob = link->result.prob;
+	rsp->n_prob = recon ? 0U : ctx->model.n_classes;
+	room -= 2U * rsp->n_prob;
+	if (link->raw_len <= room) {
+		rsp->raw = link->last_raw;
+		rsp->raw_len = (uint16_t)link->raw_len;
+		room -= link->raw_len;
+	} else {
+		rsp->flags |= TINYFIX_WIRE_INFER_RAW_DEFERRED;
+	}
+	if (send_features) {
+		if (link->n_features <= room) {
+			rsp->features = link->last_features;
+			rsp->n_features = link->n_features;
+		} else {
+			rsp->flags |= TINYFIX_WIRE_INFER_FEAT_DEFERRED;
+		}
+	}
 }
 
 static void do_infer(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
@@ -222,27 +330,33 @@ static void do_infer(struct tinyfix_link *link, const struct tinyfix_wire_frame 
 	/* The head stage reads the features whatever the host asked. */
 	bool head = (ctx->params.flags & TINYFIX_STAGE_HEAD) != 0U && link->n_features > 0U &&
 		    ctx->model.n_features == link->n_features;
-	const int8_t *features = head ? link->features : NULL;
+	const int8_t *features = NULL;
+	const uint8_t *input = NULL;
 	uint32_t start;
-	int32_t now;
 	int err;
 
 	err = tinyfix_wire_infer_req_decode(req->payload, req->payload_len, &in);
-	if (err == 0 && in.input_len != link->input_len) {
-		err = TINYFIX_WIRE_ERR_LENGTH;
+	if (err == 0) {
+		err = infer_input(link, req, &in, &input);
 	}
 	if (err != 0) {
-		reply_error(link, req, err, TEXT("input must be exactly the input tensor"));
+		reply_error(link, req, err,
+			    err == TINYFIX_WIRE_ERR_VALUE
+				    ? TEXT("no complete staged input: WRITE it first")
+				    : TEXT("input must be exactly the input tensor"));
 		return;
 	}
 	if (in.label < -1 || in.label >= (int16_t)ctx->model.n_classes) {
 		reply_error(link, req, TINYFIX_WIRE_ERR_VALUE, TEXT("label out of range"));
 		return;
 	}
+	/* Invoke() consumes the input tensor: a staged input is used once. */
+	link->staged_input.total = 0U;
+	link->staged_input.received = 0U;
 
 	memset(&rsp, 0, sizeof(rsp));
-	err = invoke_model(link, &in, (send_features || head) ? link->features : NULL,
-			   &rsp.cycles_invoke);
+	err = invoke_model(link, input, link->input_len,
+			   (send_features || head) ? &features : NULL, &rsp.cycles_invoke);
 	if (err != 0) {
 		reply_error(link, req, err, TEXT("model invoke failed"));
 		return;
@@ -250,16 +364,7 @@ static void do_infer(struct tinyfix_link *link, const struct tinyfix_wire_frame 
 	link->inferences++;
 
 	start = cycles_now(link);
-	if ((req->flags & TINYFIX_WIRE_FLAG_RESET) != 0U) {
-		tinyfix_reset_stream(ctx);
-	}
-	now = (int32_t)(uptime_now(link) & INT32_MAX);
-	err = tinyfix_process(ctx, link->raw, features, now, res);
-	if (err == TINYFIX_ERR_TIME) {
-		/* The uptime wrapped (after 24.8 days): the voting window starts afresh. */
-		tinyfix_reset_stream(ctx);
-		err = tinyfix_process(ctx, link->raw, features, now, res);
-	}
+	err = correct(link, req, input, head ? features : NULL);
 #if TINYFIX_WITH_ADAPT
 	if (err == TINYFIX_OK && in.label >= 0 && (ctx->params.flags & TINYFIX_STAGE_ADAPT) != 0U) {
 		/* Cannot fail here: the label is in range and the stage is on. */
@@ -272,20 +377,15 @@ static void do_infer(struct tinyfix_link *link, const struct tinyfix_wire_frame 
 		rsp.top_class = res->top_class;
 		rsp.decision = decision_of(ctx, res);
 		rsp.top_conf = res->top_prob;
+		rsp.anomaly_score = res->anomaly_score;
+		rsp.flags = res->anomaly ? TINYFIX_WIRE_INFER_ANOMALY : 0U;
 	} else {
 		memset(res->prob, 0, sizeof(res->prob));
 		rsp.status = (int16_t)err;
 		rsp.top_class = -1;
 		rsp.decision = (int16_t)TINYFIX_NO_DECISION;
 	}
-	rsp.raw = link->raw;
-	rsp.raw_len = link->raw_len;
-	rsp.prob = res->prob;
-	rsp.n_prob = ctx->model.n_classes;
-	if (send_features) {
-		rsp.features = link->features;
-		rsp.n_features = link->n_features;
-	}
+	fill_infer_rsp(link, &rsp, send_features);
 	reply(link, req, 0U,
 	      tinyfix_wire_infer_rsp_encode(&rsp, link->scratch, link->scratch_size));
 }
@@ -344,15 +444,37 @@ static void do_get_params(struct tinyfix_link *link, const struct tinyfix_wire_f
 	int err = tinyfix_params_encode(&link->ctx->params, link->scratch, link->scratch_size,
 					&written);
 
-	reply(link, req, 0U, (err == TINYFIX_OK) ? (int)written : TINYFIX_WIRE_ERR_NO_SPACE);
+	if (err != TINYFIX_OK) {
+		reply_error(link, req, TINYFIX_WIRE_ERR_TOO_LONG,
+			    TEXT("parameter set exceeds max_frame: READ it"));
+		return;
+	}
+	reply(link, req, 0U, (int)written);
 }
 
 static void do_set_params(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
 {
 	struct tinyfix_wire_setp_rsp rsp = {0};
+	const uint8_t *blob = req->payload;
+	size_t len = req->payload_len;
 	int err;
 
-	err = tinyfix_params_decode(req->payload, req->payload_len, &link->staging);
+	if ((req->flags & TINYFIX_WIRE_FLAG_STAGED) != 0U) {
+		struct tinyfix_link_staging *st = &link->staged_params;
+
+		if (len != 0U || link->params_buf == NULL || st->total == 0U ||
+		    st->received != st->total) {
+			reply_error(link, req, TINYFIX_WIRE_ERR_VALUE,
+				    TEXT("no complete staged parameter set: WRITE it first"));
+			return;
+		}
+		blob = link->params_buf;
+		len = st->total;
+		/* A staged blob is judged once; a refused one is not kept to be retried. */
+		st->total = 0U;
+		st->received = 0U;
+	}
+	err = tinyfix_params_decode(blob, len, &link->staging);
 	if (err == TINYFIX_OK) {
 		/* Validation and the switch are one call: a refused set leaves the old one. */
 		err = tinyfix_set_params(link->ctx, &link->staging);
@@ -361,11 +483,129 @@ static void do_set_params(struct tinyfix_link *link, const struct tinyfix_wire_f
 	rsp.params_crc = link->ctx->params.crc;
 	if (err == TINYFIX_OK && (req->flags & TINYFIX_WIRE_FLAG_NO_PERSIST) == 0U &&
 	    link->ops->persist != NULL) {
-		/* The request payload is exactly the blob the core accepted. */
-		err = link->ops->persist(link->user, req->payload, req->payload_len);
+		/* The blob is exactly the one the core accepted. */
+		err = link->ops->persist(link->user, blob, len);
 		rsp.persisted = (err == 0) ? 1U : 0U;
 	}
 	reply(link, req, 0U, tinyfix_wire_setp_rsp_encode(&rsp, link->scratch, link->scratch_size));
+}
+
+/*
+ * One WRITE chunk, with the rules of docs/protocol.md 5.7: offset 0 (re)starts the object,
+ * the chunk at the received count extends it, and any other chunk (a repeat or one after a
+ * gap) changes nothing. The reply always says how far the object got, so the host resumes
+ * there: no chunk is applied twice and none is skipped.
+ */
+static void do_write(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
+{
+	struct tinyfix_wire_write_req in;
+	struct tinyfix_wire_write_rsp rsp = {0};
+	struct tinyfix_link_staging *st;
+	uint8_t *dest;
+	size_t cap;
+	int err = tinyfix_wire_write_req_decode(req->payload, req->payload_len, &in);
+
+	if (err != 0) {
+		reply_error(link, req, err, TEXT("chunk runs past the object's length"));
+		return;
+	}
+	if (in.target == TINYFIX_WIRE_TARGET_INPUT) {
+		st = &link->staged_input;
+		dest = link->input_tensor;
+		cap = link->input_len;
+	} else if (in.target == TINYFIX_WIRE_TARGET_PARAMS) {
+		st = &link->staged_params;
+		dest = link->params_buf;
+		cap = link->params_buf_size;
+	} else {
+		reply_error(link, req, TINYFIX_WIRE_ERR_VALUE, TEXT("unknown WRITE target"));
+		return;
+	}
+	if (dest == NULL) {
+		reply_error(link, req, TINYFIX_WIRE_ERR_UNSUPPORTED,
+			    TEXT("no staging for this target: send it inline"));
+		return;
+	}
+	if (in.total == 0U || in.total > cap ||
+	    (in.target == TINYFIX_WIRE_TARGET_INPUT && in.total != link->input_len)) {
+		reply_error(link, req, TINYFIX_WIRE_ERR_VALUE,
+			    in.target == TINYFIX_WIRE_TARGET_INPUT
+				    ? TEXT("total must be the input tensor's size")
+				    : TEXT("parameter set larger than the device stages"));
+		return;
+	}
+	if (in.offset == 0U) {
+		st->total = in.total;
+		st->received = 0U;
+	} else if (in.total != st->total) {
+		reply_error(link, req, TINYFIX_WIRE_ERR_VALUE,
+			    TEXT("another object is being written: start at offset 0"));
+		return;
+	}
+	if (in.offset == st->received && in.len > 0U) {
+		memcpy(&dest[in.offset], in.data, in.len);
+		st->received += (uint32_t)in.len;
+	}
+	rsp.target = in.target;
+	rsp.next = st->received;
+	rsp.total = st->total;
+	reply(link, req, 0U, tinyfix_wire_write_rsp_encode(&rsp, link->scratch, link->scratch_size));
+}
+
+/* READ: a piece of the active parameter set, the last raw output or the last features. */
+static void do_read(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
+{
+	struct tinyfix_wire_read_req in;
+	uint8_t *data = &link->scratch[TINYFIX_WIRE_READ_RSP_FIXED];
+	size_t room = link->scratch_size - TINYFIX_WIRE_READ_RSP_FIXED;
+	const uint8_t *src = NULL;
+	size_t total = 0U;
+	size_t n = 0U;
+	int err = tinyfix_wire_read_req_decode(req->payload, req->payload_len, &in);
+
+	if (err != 0) {
+		reply_error(link, req, err, TEXT("READ request too short"));
+		return;
+	}
+	if (room > in.max_len) {
+		room = in.max_len;
+	}
+	switch (in.target) {
+	case TINYFIX_WIRE_TARGET_PARAMS:
+		err = tinyfix_params_encode_range(&link->ctx->params, in.offset, data, room, &total);
+		n = err > 0 ? (size_t)err : 0U;
+		err = err < 0 ? TINYFIX_WIRE_ERR_VALUE : 0;
+		break;
+	case TINYFIX_WIRE_TARGET_OUTPUT:
+		src = link->last_raw;
+		total = link->raw_len;
+		break;
+	case TINYFIX_WIRE_TARGET_FEATURES:
+		src = (const uint8_t *)link->last_features;
+		total = link->n_features;
+		break;
+	default:
+		err = TINYFIX_WIRE_ERR_VALUE;
+		break;
+	}
+	if (err == 0 && in.target != TINYFIX_WIRE_TARGET_PARAMS) {
+		if (src == NULL) {
+			reply_error(link, req, TINYFIX_WIRE_ERR_VALUE,
+				    TEXT("nothing to read: INFER (with FEATURES) first"));
+			return;
+		}
+		if (in.offset < total) {
+			n = total - in.offset < room ? total - in.offset : room;
+			memcpy(data, &src[in.offset], n);
+		}
+	}
+	if (err != 0) {
+		reply_error(link, req, err, TEXT("unknown READ target"));
+		return;
+	}
+	(void)tinyfix_wire_read_rsp_header(0, in.target, in.offset, (uint32_t)total, link->scratch,
+					   TINYFIX_WIRE_READ_RSP_FIXED);
+	reply(link, req, 0U, (int)(TINYFIX_WIRE_READ_RSP_FIXED + n));
 }
 
 static void do_stats(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
@@ -401,6 +641,12 @@ static void dispatch(struct tinyfix_link *link, const struct tinyfix_wire_frame 
 	case TINYFIX_WIRE_MSG_STATS:
 		do_stats(link, req);
 		break;
+	case TINYFIX_WIRE_MSG_WRITE:
+		do_write(link, req);
+		break;
+	case TINYFIX_WIRE_MSG_READ:
+		do_read(link, req);
+		break;
 	default:
 		reply_error(link, req, TINYFIX_WIRE_ERR_TYPE, TEXT("unknown message type"));
 		break;
@@ -427,17 +673,37 @@ static int on_frame(struct tinyfix_link *link, const struct tinyfix_wire_frame *
 
 /* ---- API --------------------------------------------------------------------------------- */
 
-static int check_model(struct tinyfix_link *link)
+/* The largest parameter blob of this model the build takes (a head at its largest). */
+static size_t model_blob_max(const struct tinyfix_model_info *m)
+{
+	size_t size = TINYFIX_PARAMS_ENCODED_SIZE((size_t)m->n_classes, (size_t)m->n_channels);
+#if TINYFIX_MAX_FEATURES > 0
+	if (m->n_features > 0U) {
+		size_t rows = tf_link_outputs(m);
+		size_t weights = rows * m->n_features;
+
+		if (weights > (size_t)TINYFIX_MAX_HEAD_WEIGHTS) {
+			weights = (size_t)TINYFIX_MAX_HEAD_WEIGHTS;
+		}
+		size += 12U * rows + weights + (m->n_features + 7U) / 8U;
+	}
+#endif
+	return size;
+}
+
+static int check_model(struct tinyfix_link *link, const struct tinyfix_link_buffers *bufs)
 {
 	const struct tinyfix_model_info *model = &link->ctx->model;
 	const struct tinyfix_wire_info *info = &link->info;
+	const size_t outputs = tf_link_outputs(model);
 	size_t out_size = tinyfix_wire_dtype_size(info->output.dtype);
 	size_t n_features = tensor_elements(&info->feature);
-	size_t infer_rsp;
-	size_t blob;
+	size_t blob_max = model_blob_max(model);
+	size_t staged = 0U;
+	size_t identity;
 
 	if (info->output.dtype != core_output_dtype(model->output_type) ||
-	    tensor_elements(&info->output) != model->n_classes) {
+	    tensor_elements(&info->output) != outputs) {
 		return TINYFIX_WIRE_ERR_VALUE;
 	}
 	link->input_len =
@@ -445,7 +711,7 @@ static int check_model(struct tinyfix_link *link)
 	if (link->input_len == 0U) {
 		return TINYFIX_WIRE_ERR_UNSUPPORTED;
 	}
-	link->raw_len = (uint16_t)(model->n_classes * out_size);
+	link->raw_len = outputs * out_size;
 	if (info->feature.dtype != TINYFIX_WIRE_DTYPE_NONE) {
 		if (info->feature.dtype != TINYFIX_WIRE_DTYPE_INT8 || n_features == 0U) {
 			return TINYFIX_WIRE_ERR_UNSUPPORTED;
@@ -455,13 +721,35 @@ static int check_model(struct tinyfix_link *link)
 		}
 		link->n_features = (uint16_t)n_features;
 	}
-	infer_rsp = INFER_RSP_FIXED_LEN + link->raw_len + 2U * model->n_classes + link->n_features;
-	blob = tinyfix_params_encoded_size(model->n_classes, model->n_channels, model->n_features);
-	if (infer_rsp > link->scratch_size || blob > link->scratch_size ||
-	    TINYFIX_WIRE_OVERHEAD + link->input_len + 2U > link->rx.cap) {
+	/* An input beyond one frame goes straight into the input tensor, in chunks. */
+	if (TINYFIX_WIRE_OVERHEAD + 2U + link->input_len > link->rx.cap &&
+	    link->input_tensor == NULL) {
 		return TINYFIX_WIRE_ERR_NO_SPACE;
 	}
-	return 0;
+	if (model->kind == TINYFIX_MODEL_AUTOENCODER) {
+		if (info->input.dtype != TINYFIX_WIRE_DTYPE_INT8 ||
+		    tensor_elements(&info->input) != outputs) {
+			return TINYFIX_WIRE_ERR_VALUE;
+		}
+		if (link->input_tensor != NULL && bufs->recon_size >= link->input_len) {
+			link->recon = bufs->recon;
+			link->recon_size = bufs->recon_size;
+		} else if (TINYFIX_WIRE_OVERHEAD + 2U + link->input_len > link->rx.cap) {
+			return TINYFIX_WIRE_ERR_NO_SPACE;
+		}
+	}
+	if (bufs->params != NULL && bufs->params_size > 0U) {
+		link->params_buf = bufs->params;
+		link->params_buf_size = bufs->params_size;
+		staged = bufs->params_size < blob_max ? bufs->params_size : blob_max;
+	}
+	link->max_params = link->scratch_size < blob_max ? link->scratch_size : blob_max;
+	if (staged > link->max_params) {
+		link->max_params = staged;
+	}
+	/* At least a set without a head must get through. */
+	identity = TINYFIX_PARAMS_ENCODED_SIZE((size_t)model->n_classes, (size_t)model->n_channels);
+	return identity <= link->max_params ? 0 : TINYFIX_WIRE_ERR_NO_SPACE;
 }
 
 int tinyfix_link_init(struct tinyfix_link *link, struct tinyfix_ctx *ctx,
@@ -490,8 +778,9 @@ int tinyfix_link_init(struct tinyfix_link *link, struct tinyfix_ctx *ctx,
 	link->scratch = bufs->scratch;
 	/* Never build a response larger than the frames this device accepts. */
 	link->scratch_size = TINYFIX_LINK_SCRATCH_SIZE(bufs->rx_size);
+	link->input_tensor = ops->input_buffer != NULL ? ops->input_buffer(user) : NULL;
 	ops->info(user, &link->info);
-	err = check_model(link);
+	err = check_model(link, bufs);
 	if (err != 0) {
 		link->ops = NULL;
 	}
@@ -549,6 +838,19 @@ void tinyfix_link_stats(const struct tinyfix_link *link, struct tinyfix_wire_sta
 	stats->inferences = link->inferences;
 	stats->params_crc = link->ctx->params.crc;
 	stats->replays = link->replays;
+}
+
+void tinyfix_link_input_clobbered(struct tinyfix_link *link)
+{
+	if (link != NULL) {
+		link->staged_input.total = 0U;
+		link->staged_input.received = 0U;
+	}
+}
+
+bool tinyfix_link_input_pending(const struct tinyfix_link *link)
+{
+	return link != NULL && link->staged_input.total > 0U;
 }
 
 void tinyfix_link_forget(struct tinyfix_link *link)

@@ -12,13 +12,15 @@
 
 #define PARAMS_MAGIC    0x50584654u /* "TFXP" little-endian */
 #define CRC_BYTES       4U
+#define HEADER_BYTES    24U /* magic .. head_columns */
 
 enum count_kind {
 	COUNT_ONE,
 	COUNT_CLASSES,
 	COUNT_CHANNELS,
-	COUNT_HEAD_CLASSES, /* n_classes if the set has a head, else 0 */
-	COUNT_HEAD_WEIGHTS, /* n_classes * n_features */
+	COUNT_HEAD_ROWS,    /* head_rows if the set has a head, else 0 */
+	COUNT_HEAD_BITMAP,  /* bytes of the residual's column bitmap, else 0 */
+	COUNT_HEAD_WEIGHTS, /* head_rows * (head_columns, or n_features for a whole layer) */
 };
 
 struct field {
@@ -58,6 +60,11 @@ static const struct field fields[] = {
 	S(anomaly.window, 0, 2, TINYFIX_MAX_ANOMALY_WINDOW),
 	S(anomaly.warmup, 0, 2, TINYFIX_MAX_ANOMALY_WINDOW),
 	S(anomaly.alpha_q8, 0, 1, 65535),
+	S(anomaly.min_dev, 1, 0, Q16(128)),
+	S(anomaly.score_shift, 0, 0, 30),
+	S(anomaly.seed_mean, 1, -Q16(128), Q16(128)),
+	S(anomaly.seed_sigma, 1, 0, Q16(64)),
+	S(anomaly.guard_q8, 0, 0, 65535),
 	S(input.fill_mode, 0, 0, TINYFIX_FILL_MEAN),
 	S(input.stats_shift, 0, 1, 15),
 	S(input.clip_k_q8, 0, 0, 65535),
@@ -77,10 +84,11 @@ static const struct field fields[] = {
 	A(monitor.ref_in_mean, 1, -(1 << 30), 1 << 30, COUNT_CHANNELS),
 	A(monitor.ref_in_std, 1, 1, 1 << 30, COUNT_CHANNELS),
 #if TINYFIX_MAX_FEATURES > 0
-	{offsetof(struct tinyfix_params, head.multiplier), 4, 1, COUNT_HEAD_CLASSES, 1 << 30,
+	{offsetof(struct tinyfix_params, head.multiplier), 4, 1, COUNT_HEAD_ROWS, 1 << 30,
 	 INT32_MAX},
-	{offsetof(struct tinyfix_params, head.shift), 4, 1, COUNT_HEAD_CLASSES, -31, 30},
-	{offsetof(struct tinyfix_params, head.bias), 4, 1, COUNT_HEAD_CLASSES, -(1 << 30), 1 << 30},
+	{offsetof(struct tinyfix_params, head.shift), 4, 1, COUNT_HEAD_ROWS, -31, 30},
+	{offsetof(struct tinyfix_params, head.bias), 4, 1, COUNT_HEAD_ROWS, -(1 << 30), 1 << 30},
+	{offsetof(struct tinyfix_params, head.columns), 1, 0, COUNT_HEAD_BITMAP, 0, 255},
 	{offsetof(struct tinyfix_params, head.weights), 1, 1, COUNT_HEAD_WEIGHTS, -127, 127},
 #endif
 };
@@ -91,21 +99,75 @@ struct cursor {
 	size_t size;
 	size_t pos;
 	uint32_t crc;
+	/* Range encoding: out receives only blob bytes [skip, skip + size). */
+	bool range;
+	size_t skip;
 };
 
-static size_t field_count(const struct field *f, const struct tinyfix_params *p)
+/* The counts that size the blob's arrays. */
+struct counts {
+	uint16_t classes;
+	uint16_t channels;
+	uint16_t features;
+	uint16_t rows;
+	uint16_t columns;
+};
+
+static struct counts counts_of(const struct tinyfix_params *p)
+{
+	struct counts n = {p->n_classes, p->n_channels, p->n_features, p->head_rows,
+			   p->head_columns};
+
+	return n;
+}
+
+static size_t head_weight_count(const struct counts *n)
+{
+	if (n->features == 0U) {
+		return 0U;
+	}
+	return (size_t)n->rows * (n->columns > 0U ? n->columns : n->features);
+}
+
+static size_t field_count(const struct field *f, const struct counts *n)
 {
 	switch (f->count) {
 	case COUNT_CLASSES:
-		return p->n_classes;
+		return n->classes;
 	case COUNT_CHANNELS:
-		return p->n_channels;
-	case COUNT_HEAD_CLASSES:
-		return p->n_features > 0U ? p->n_classes : 0U;
+		return n->channels;
+	case COUNT_HEAD_ROWS:
+		return n->features > 0U ? n->rows : 0U;
+	case COUNT_HEAD_BITMAP:
+		return n->features > 0U && n->columns > 0U ? (n->features + 7U) / 8U : 0U;
 	case COUNT_HEAD_WEIGHTS:
-		return (size_t)p->n_classes * p->n_features;
+		return head_weight_count(n);
 	default:
 		return 1U;
+	}
+}
+
+/* Counts this build can hold (else TINYFIX_ERR_CAPACITY). */
+static bool fits_build(const struct counts *n)
+{
+	if (n->classes > TINYFIX_MAX_CLASSES || n->channels > TINYFIX_MAX_CHANNELS ||
+	    n->features > TINYFIX_MAX_FEATURES) {
+		return false;
+	}
+	return n->features == 0U ||
+	       (n->rows <= TINYFIX_MAX_CLASSES && n->columns <= n->features &&
+		head_weight_count(n) <= (size_t)TINYFIX_MAX_HEAD_WEIGHTS);
+}
+
+/* Copies the encoded bytes that fall in the wanted range of a range cursor. */
+static void range_put(struct cursor *c, const uint8_t *b, uint8_t size)
+{
+	for (uint8_t i = 0; i < size; i++) {
+		size_t at = c->pos + i;
+
+		if (at >= c->skip && at - c->skip < c->size) {
+			c->out[at - c->skip] = b[i];
+		}
 	}
 }
 
@@ -115,7 +177,7 @@ static bool move_le(struct cursor *c, uint32_t *value, uint8_t size)
 	uint8_t b[4];
 	uint8_t i;
 
-	if (c->in != NULL || c->out != NULL) {
+	if (!c->range && (c->in != NULL || c->out != NULL)) {
 		if (c->pos + size > c->size) {
 			return false;
 		}
@@ -130,7 +192,9 @@ static bool move_le(struct cursor *c, uint32_t *value, uint8_t size)
 		for (i = 0; i < size; i++) {
 			b[i] = (uint8_t)(*value >> (8U * i));
 		}
-		if (c->out != NULL) {
+		if (c->range) {
+			range_put(c, b, size);
+		} else if (c->out != NULL) {
 			memcpy(c->out + c->pos, b, size);
 		}
 	}
@@ -189,12 +253,14 @@ static int32_t as_int(uint32_t raw, uint8_t size, uint8_t is_signed)
  */
 static int walk(struct cursor *c, struct tinyfix_params *p)
 {
-	uint32_t v[8] = {PARAMS_MAGIC, p->format_version, p->flags, p->model_crc,
-			 p->n_classes, p->n_channels, p->n_features, p->output_kind};
-	static const uint8_t hsize[8] = {4, 2, 2, 4, 2, 2, 2, 2};
+	uint32_t v[10] = {PARAMS_MAGIC,   p->format_version, p->flags,       p->model_crc,
+			  p->n_classes,   p->n_channels,     p->n_features,  p->output_kind,
+			  p->head_rows,   p->head_columns};
+	static const uint8_t hsize[10] = {4, 2, 2, 4, 2, 2, 2, 2, 2, 2};
+	struct counts counts;
 	size_t i, k, n;
 
-	for (i = 0; i < 8U; i++) {
+	for (i = 0; i < 10U; i++) {
 		if (!move_le(c, &v[i], hsize[i])) {
 			return TINYFIX_ERR_FORMAT;
 		}
@@ -216,16 +282,18 @@ static int walk(struct cursor *c, struct tinyfix_params *p)
 		p->n_channels = (uint16_t)v[5];
 		p->n_features = (uint16_t)v[6];
 		p->output_kind = (uint8_t)v[7];
+		p->head_rows = (uint16_t)v[8];
+		p->head_columns = (uint16_t)v[9];
 	}
-	if (p->n_classes > TINYFIX_MAX_CLASSES || p->n_channels > TINYFIX_MAX_CHANNELS ||
-	    p->n_features > TINYFIX_MAX_FEATURES) {
+	counts = counts_of(p);
+	if (!fits_build(&counts)) {
 		return TINYFIX_ERR_CAPACITY;
 	}
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		const struct field *f = &fields[i];
 		uint8_t *base = (uint8_t *)p + f->offset;
 
-		n = field_count(f, p);
+		n = field_count(f, &counts);
 		for (k = 0; k < n; k++) {
 			uint32_t e = c->in != NULL ? 0U : load_elem(base + k * f->size, f->size);
 
@@ -240,19 +308,20 @@ static int walk(struct cursor *c, struct tinyfix_params *p)
 	return TINYFIX_OK;
 }
 
-size_t tinyfix_params_encoded_size(uint16_t n_classes, uint16_t n_channels, uint16_t n_features)
+size_t tinyfix_params_encoded_size(uint16_t n_classes, uint16_t n_channels, uint16_t n_features,
+				   uint16_t head_rows, uint16_t head_columns)
 {
-	struct tinyfix_params p;
-	struct cursor c = {0};
+	const struct counts n = {n_classes, n_channels, n_features, head_rows, head_columns};
+	size_t size = HEADER_BYTES + CRC_BYTES;
+	size_t i;
 
-	memset(&p, 0, sizeof(p));
-	p.n_classes = n_classes;
-	p.n_channels = n_channels;
-	p.n_features = n_features;
-	if (walk(&c, &p) != TINYFIX_OK) {
+	if (!fits_build(&n)) {
 		return 0;
 	}
-	return c.pos + CRC_BYTES;
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		size += field_count(&fields[i], &n) * fields[i].size;
+	}
+	return size;
 }
 
 static uint32_t params_crc(const struct tinyfix_params *params, int *err)
@@ -304,6 +373,35 @@ int tinyfix_params_encode(const struct tinyfix_params *params, uint8_t *buf, siz
 	return TINYFIX_OK;
 }
 
+int tinyfix_params_encode_range(const struct tinyfix_params *params, size_t offset, uint8_t *buf,
+				size_t len, size_t *total)
+{
+	struct cursor c = {0};
+	uint32_t crc;
+	size_t end;
+
+	if (params == NULL || (buf == NULL && len > 0U)) {
+		return TINYFIX_ERR_ARG;
+	}
+	c.out = buf;
+	c.size = len;
+	c.range = true;
+	c.skip = offset;
+	if (walk(&c, (struct tinyfix_params *)params) != TINYFIX_OK) {
+		return TINYFIX_ERR_ARG;
+	}
+	crc = params->crc;
+	(void)move_le(&c, &crc, CRC_BYTES);
+	if (total != NULL) {
+		*total = c.pos;
+	}
+	if (offset >= c.pos) {
+		return 0;
+	}
+	end = c.pos - offset < len ? c.pos - offset : len;
+	return (int)end;
+}
+
 int tinyfix_params_decode(const uint8_t *buf, size_t size, struct tinyfix_params *params)
 {
 	struct cursor c = {0};
@@ -337,13 +435,14 @@ static const uint16_t compiled_out = (TINYFIX_WITH_VOTE ? 0U : TINYFIX_STAGE_VOT
 
 static int check_ranges(const struct tinyfix_params *p)
 {
+	const struct counts counts = counts_of(p);
 	size_t i, k, n;
 
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		const struct field *f = &fields[i];
 		const uint8_t *base = (const uint8_t *)p + f->offset;
 
-		n = field_count(f, p);
+		n = field_count(f, &counts);
 		for (k = 0; k < n; k++) {
 			int32_t v = as_int(load_elem(base + k * f->size, f->size), f->size,
 					   f->is_signed);
@@ -357,6 +456,58 @@ static int check_ranges(const struct tinyfix_params *p)
 	    p->anomaly.class_index >= p->n_classes || p->anomaly.warmup > p->anomaly.window ||
 	    (p->input.clip_k_q8 != 0U && p->input.clip_k_q8 < 128U)) {
 		return TINYFIX_ERR_RANGE;
+	}
+	return TINYFIX_OK;
+}
+
+#if TINYFIX_MAX_FEATURES > 0
+/* A residual's bitmap names exactly head_columns features, all below n_features. */
+static int check_head_columns(const struct tinyfix_params *p)
+{
+	const uint16_t n_f = p->n_features;
+	uint32_t set = 0;
+
+	if (n_f == 0U || p->head_columns == 0U) {
+		return TINYFIX_OK;
+	}
+	for (uint16_t f = 0; f < (uint16_t)((n_f + 7U) & ~7U); f++) {
+		if ((p->head.columns[f / 8U] >> (f % 8U)) & 1U) {
+			if (f >= n_f) {
+				return TINYFIX_ERR_RANGE;
+			}
+			set++;
+		}
+	}
+	return set == p->head_columns ? TINYFIX_OK : TINYFIX_ERR_RANGE;
+}
+#else
+static int check_head_columns(const struct tinyfix_params *p)
+{
+	(void)p;
+	return TINYFIX_OK;
+}
+#endif
+
+/* Stages that need what this model or build does not have. */
+static int check_stages(const struct tinyfix_params *p, const struct tinyfix_model_info *m)
+{
+	const bool head = (p->flags & TINYFIX_STAGE_HEAD) != 0U;
+	const bool vote = (p->flags & TINYFIX_STAGE_VOTE) != 0U;
+	const bool whole_layer = p->head_columns == 0U;
+
+	if ((p->flags & compiled_out) != 0U) {
+		return TINYFIX_ERR_UNSUPPORTED;
+	}
+	/* A whole layer writes the model's int8 output; a residual adds to any kind's logits. */
+	if (head && (p->n_features == 0U || m->kind == TINYFIX_MODEL_AUTOENCODER ||
+		     (whole_layer && m->output_type != TINYFIX_DTYPE_INT8))) {
+		return TINYFIX_ERR_UNSUPPORTED;
+	}
+	/* Raw scores per class exist only for a classifier's int8 output. */
+	if (vote && (m->kind == TINYFIX_MODEL_AUTOENCODER ||
+		     (p->vote.source == TINYFIX_VOTE_FROM_RAW &&
+		      (m->output_type != TINYFIX_DTYPE_INT8 || m->kind != TINYFIX_MODEL_CLASSIFIER)))) {
+		return TINYFIX_ERR_UNSUPPORTED;
 	}
 	return TINYFIX_OK;
 }
@@ -386,23 +537,20 @@ int tinyfix_params_validate(const struct tinyfix_params *params,
 	if (params->n_classes != model->n_classes ||
 	    ((params->flags & TINYFIX_STAGE_INPUT) != 0U &&
 	     params->n_channels != model->n_channels) ||
-	    (params->n_features != 0U && params->n_features != model->n_features)) {
+	    (params->n_features != 0U &&
+	     (params->n_features != model->n_features ||
+	      params->head_rows != tf_model_outputs(model)))) {
 		return TINYFIX_ERR_CLASSES;
 	}
 	err = check_ranges(params);
 	if (err != TINYFIX_OK) {
 		return err;
 	}
-	/* Stages that need what this model or build does not have. */
-	if ((params->flags & compiled_out) != 0U ||
-	    ((params->flags & TINYFIX_STAGE_HEAD) != 0U &&
-	     (params->n_features == 0U || model->output_type != TINYFIX_DTYPE_INT8)) ||
-	    ((params->flags & TINYFIX_STAGE_VOTE) != 0U &&
-	     params->vote.source == TINYFIX_VOTE_FROM_RAW &&
-	     model->output_type != TINYFIX_DTYPE_INT8)) {
-		return TINYFIX_ERR_UNSUPPORTED;
+	err = check_head_columns(params);
+	if (err != TINYFIX_OK) {
+		return err;
 	}
-	return TINYFIX_OK;
+	return check_stages(params, model);
 }
 
 int tinyfix_params_identity(struct tinyfix_params *params, const struct tinyfix_model_info *model)

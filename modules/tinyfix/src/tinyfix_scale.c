@@ -42,7 +42,36 @@ static int32_t dequant_q16(const struct tinyfix_model_info *m, const void *raw, 
 			       m->output_quant.shift + TF_Q16_SHIFT);
 }
 
-void tinyfix_correct_frame(const struct tinyfix_ctx *ctx, const void *raw,
+/*
+ * Class c's value before scaling, Q16.16: the dequantized output (its log for probability
+ * outputs). A binary model's one output is class 1's; class 0 is 0 for a logit and 1 - p for
+ * a probability, so that softmax over the two gives back the sigmoid.
+ */
+static int32_t class_input(const struct tinyfix_ctx *ctx, const void *raw, uint16_t c,
+			   int32_t floor_q16)
+{
+	const struct tinyfix_model_info *m = &ctx->model;
+	const bool probs = ctx->params.output_kind == TINYFIX_OUTPUT_PROBS;
+	int32_t x;
+
+	if (m->kind == TINYFIX_MODEL_BINARY) {
+		x = dequant_q16(m, raw, 0);
+		if (c == 0U) {
+			if (!probs) {
+				return 0;
+			}
+			x = TINYFIX_Q16_ONE - x;
+		}
+	} else {
+		x = dequant_q16(m, raw, c);
+	}
+	if (probs) {
+		x = tinyfix_log_q16(x < floor_q16 ? floor_q16 : x);
+	}
+	return x;
+}
+
+void tinyfix_correct_frame(const struct tinyfix_ctx *ctx, const void *raw, const int32_t *delta,
 			   struct tinyfix_result *res)
 {
 	const struct tinyfix_params *p = &ctx->params;
@@ -65,16 +94,15 @@ void tinyfix_correct_frame(const struct tinyfix_ctx *ctx, const void *raw,
 		}
 	}
 	for (c = 0; c < p->n_classes; c++) {
-		int32_t x = dequant_q16(m, raw, c);
+		int64_t x = class_input(ctx, raw, c, floor_q16);
 		int64_t logit;
 
-		if (p->output_kind == TINYFIX_OUTPUT_PROBS) {
-			x = tinyfix_log_q16(x < floor_q16 ? floor_q16 : x);
+		if (delta != NULL) {
+			x += delta[c];
 		}
 		logit = x;
 		if (scale_on) {
-			logit = tf_round_shift((int64_t)x * ctx->eff_scale[c], TF_Q16_SHIFT) +
-				p->class_bias[c];
+			logit = tf_round_shift(x * ctx->eff_scale[c], TF_Q16_SHIFT) + p->class_bias[c];
 		}
 		res->logit[c] = tf_sat32(logit + ctx->bias_delta[c]);
 		if (res->logit[c] > max_logit) {

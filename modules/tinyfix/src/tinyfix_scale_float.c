@@ -29,38 +29,61 @@ static int32_t to_q(float v, float one)
 	return (int32_t)lrintf(f);
 }
 
-void tinyfix_correct_frame(const struct tinyfix_ctx *ctx, const void *raw,
+static float dequant(const struct tinyfix_model_info *m, const void *raw, uint16_t i)
+{
+	const float scale = quant_scale(&m->output_quant);
+	const float zp = (float)m->output_quant.zero_point;
+	float x;
+
+	switch (m->output_type) {
+	case TINYFIX_DTYPE_INT8:
+		return scale * ((float)((const int8_t *)raw)[i] - zp);
+	case TINYFIX_DTYPE_INT16:
+		return scale * ((float)((const int16_t *)raw)[i] - zp);
+	default:
+		x = ((const float *)raw)[i];
+		return x != x ? 0.0f : x;
+	}
+}
+
+/* As the integer path's class_input(): a binary model's output is class 1's. */
+static float class_input(const struct tinyfix_ctx *ctx, const void *raw, uint16_t c)
+{
+	const struct tinyfix_model_info *m = &ctx->model;
+	const bool probs = ctx->params.output_kind == TINYFIX_OUTPUT_PROBS;
+	const float floor_p = m->output_type == TINYFIX_DTYPE_FLOAT32
+				      ? 1e-30f
+				      : 0.5f * quant_scale(&m->output_quant);
+	float x;
+
+	if (m->kind == TINYFIX_MODEL_BINARY) {
+		x = dequant(m, raw, 0);
+		if (c == 0U) {
+			if (!probs) {
+				return 0.0f;
+			}
+			x = 1.0f - x;
+		}
+	} else {
+		x = dequant(m, raw, c);
+	}
+	return probs ? logf(x < floor_p ? floor_p : x) : x;
+}
+
+void tinyfix_correct_frame(const struct tinyfix_ctx *ctx, const void *raw, const int32_t *delta,
 			   struct tinyfix_result *res)
 {
 	const struct tinyfix_params *p = &ctx->params;
-	const struct tinyfix_model_info *m = &ctx->model;
-	const float scale = quant_scale(&m->output_quant);
-	const float zp = (float)m->output_quant.zero_point;
-	const float floor_p = m->output_type == TINYFIX_DTYPE_FLOAT32 ? 1e-30f : 0.5f * scale;
 	float logit[TINYFIX_MAX_CLASSES];
 	float max_logit = -INFINITY;
 	float sum = 0.0f;
 	uint16_t c, top = 0;
 
 	for (c = 0; c < p->n_classes; c++) {
-		float x;
+		float x = class_input(ctx, raw, c);
 
-		switch (m->output_type) {
-		case TINYFIX_DTYPE_INT8:
-			x = scale * ((float)((const int8_t *)raw)[c] - zp);
-			break;
-		case TINYFIX_DTYPE_INT16:
-			x = scale * ((float)((const int16_t *)raw)[c] - zp);
-			break;
-		default:
-			x = ((const float *)raw)[c];
-			if (x != x) {
-				x = 0.0f;
-			}
-			break;
-		}
-		if (p->output_kind == TINYFIX_OUTPUT_PROBS) {
-			x = logf(x < floor_p ? floor_p : x);
+		if (delta != NULL) {
+			x += (float)delta[c] / 65536.0f;
 		}
 		if ((p->flags & TINYFIX_STAGE_SCALE) != 0U) {
 			x = x * ((float)ctx->eff_scale[c] / 65536.0f) +

@@ -490,6 +490,13 @@ int tinyfix_wire_info_encode(const struct tinyfix_wire_info *info, uint8_t *dst,
 	w_tensor(&w, &info->feature);
 	w_str(&w, info->fw_version, TINYFIX_WIRE_STR_MAX);
 	w_str(&w, info->board, TINYFIX_WIRE_STR_MAX);
+	w_u8(&w, info->model_kind);
+	w_u32(&w, info->n_outputs);
+	w_u32(&w, info->max_params);
+	w_u16(&w, info->max_features);
+	w_u32(&w, info->max_head_weights);
+	w_u16(&w, info->max_channels);
+	w_u16(&w, info->max_anomaly_window);
 	return w_done(&w);
 }
 
@@ -529,6 +536,64 @@ int tinyfix_wire_infer_rsp_encode(const struct tinyfix_wire_infer_rsp *rsp, uint
 		w_u16(&w, rsp->prob[i]);
 	}
 	w_bytes(&w, rsp->features, rsp->n_features);
+	w_u32(&w, (uint32_t)rsp->anomaly_score);
+	w_u8(&w, rsp->flags);
+	return w_done(&w);
+}
+
+int tinyfix_wire_write_req_decode(const uint8_t *payload, size_t len,
+				  struct tinyfix_wire_write_req *req)
+{
+	if (len < TINYFIX_WIRE_WRITE_REQ_FIXED) {
+		return TINYFIX_WIRE_ERR_LENGTH;
+	}
+	req->target = payload[0];
+	req->offset = get_u32(&payload[1]);
+	req->total = get_u32(&payload[5]);
+	req->data = &payload[TINYFIX_WIRE_WRITE_REQ_FIXED];
+	req->len = len - TINYFIX_WIRE_WRITE_REQ_FIXED;
+	/* Written so that offset + len cannot wrap. */
+	if (req->offset > req->total || req->len > (size_t)(req->total - req->offset)) {
+		return TINYFIX_WIRE_ERR_LENGTH;
+	}
+	return 0;
+}
+
+int tinyfix_wire_write_rsp_encode(const struct tinyfix_wire_write_rsp *rsp, uint8_t *dst,
+				  size_t cap)
+{
+	struct writer w;
+
+	w_init(&w, dst, cap);
+	w_u16(&w, (uint16_t)rsp->status);
+	w_u8(&w, rsp->target);
+	w_u32(&w, rsp->next);
+	w_u32(&w, rsp->total);
+	return w_done(&w);
+}
+
+int tinyfix_wire_read_req_decode(const uint8_t *payload, size_t len,
+				 struct tinyfix_wire_read_req *req)
+{
+	if (len < TINYFIX_WIRE_READ_REQ_LEN) {
+		return TINYFIX_WIRE_ERR_LENGTH;
+	}
+	req->target = payload[0];
+	req->offset = get_u32(&payload[1]);
+	req->max_len = get_u16(&payload[5]);
+	return 0;
+}
+
+int tinyfix_wire_read_rsp_header(int16_t status, uint8_t target, uint32_t offset,
+				 uint32_t total, uint8_t *dst, size_t cap)
+{
+	struct writer w;
+
+	w_init(&w, dst, cap);
+	w_u16(&w, (uint16_t)status);
+	w_u8(&w, target);
+	w_u32(&w, offset);
+	w_u32(&w, total);
 	return w_done(&w);
 }
 

@@ -233,12 +233,14 @@ def head_size(bench: Bench) -> dict[str, Any]:
     head = bench.head_fit.float_params.head
     lib = bench.core.lib
     info = model.info
-    with_head = int(lib.tinyfix_params_encoded_size(info.n_classes, 0, info.n_features))
-    without = int(lib.tinyfix_params_encoded_size(info.n_classes, 0, 0))
+    columns = head.n_columns if head.is_residual else 0
+    with_head = int(lib.tinyfix_params_encoded_size(info.n_classes, 0, info.n_features,
+                                                    head.n_rows, columns))
+    without = int(lib.tinyfix_params_encoded_size(info.n_classes, 0, 0, 0, 0))
     own = layer_bytes(model.graph)
-    return {"classes": head.n_classes, "features": head.n_features,
+    return {"classes": head.n_rows, "features": head.n_features,
             "head_flash_bytes": head.flash_bytes, "encoded_set_growth_bytes": with_head - without,
-            "residual_bytes": head.residual_bytes, "trained_features": head.trained_features,
+            "form": head.describe(), "columns": head.n_columns,
             "own_weights_bytes": own.weights, "own_bias_bytes": own.bias,
             "own_quantization_bytes": own.quantization,
             "own_weights_and_bias_bytes": own.weights_and_bias, "own_total_bytes": own.total}
@@ -358,11 +360,11 @@ def targets(cost: dict[str, Any]) -> list[Target]:
         h, o = size["head_flash_bytes"], size["own_weights_and_bias_bytes"]
         out.append(Target(
             "head stage flash", "≤ the model's own last layer (int8 weights + int32 biases)",
-            h <= o, f"{h} B vs {o} B ({h / o:.2f}×): beside the same int8 weights and int32 "
-            f"biases the head stores an int32 multiplier and shift per class "
-            f"({8 * size['classes']} B), which TFLM derives at init into arena RAM from the "
-            f"float scales its .tflite stores (the layer there takes {size['own_total_bytes']} "
-            f"B with its {size['own_quantization_bytes']} B of quantization parameters)"))
+            h <= o, f"{h} B vs {o} B ({h / o:.2f}×): {size['form']}; per row the head also "
+            f"stores an int32 multiplier and shift ({8 * size['classes']} B), which TFLM "
+            f"derives at init into arena RAM from the float scales its .tflite stores (the "
+            f"layer there takes {size['own_total_bytes']} B with its "
+            f"{size['own_quantization_bytes']} B of quantization parameters)"))
     return out
 
 
@@ -402,8 +404,7 @@ def markdown(cost: dict[str, Any]) -> str:
         hs = head_size
         lines += [
             f"| head parameters in the set (flash) | {hs['head_flash_bytes']} B | "
-            f"{hs['classes']}×{hs['features']} int8 weights + {hs['classes']} × (int32 bias, "
-            f"multiplier, shift); the encoded set grows by {hs['encoded_set_growth_bytes']} B |",
+            f"{hs['form']}; the encoded set grows by {hs['encoded_set_growth_bytes']} B |",
             f"| the model's own last layer in the .tflite (flash) | "
             f"{hs['own_weights_and_bias_bytes']} B weights + biases "
             f"({hs['own_total_bytes']} B with {hs['own_quantization_bytes']} B of quantization "
@@ -455,13 +456,9 @@ def markdown(cost: dict[str, Any]) -> str:
                      "divide by. The Thumb-2 rows are `bench_cortexm.py`'s own 12-class set "
                      "(thresholds, 5-frame vote, anomaly), heavier than the demo's sets.")
     lines += [""] + [f"- {s}" for s in skipped]
-    if head_size.get("trained_features", 0) < head_size.get("features", 0):
-        hs = head_size
-        lines.append(f"- The fit re-fitted the columns of {hs['trained_features']} of the "
-                     f"{hs['features']} features (the rest keep the model's weights). Stored "
-                     f"as a residual (those columns, a feature index each, the per-class "
-                     f"integers) the head would take {hs['residual_bytes']} B; the core stores "
-                     f"the whole layer ({hs['head_flash_bytes']} B).")
+    if "form" in head_size:
+        lines.append(f"- The kept head is {head_size['form']} ({head_size['head_flash_bytes']} "
+                     "B in the parameter set).")
     lines += [f"- {Target(**t).line()}" for t in cost.get("targets", [])]
     return "\n".join(lines).rstrip() + "\n"
 

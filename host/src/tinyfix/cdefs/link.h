@@ -7,14 +7,14 @@
  */
 
 #define TINYFIX_LINK_MAX_FEATURES ...
-#define TINYFIX_LINK_MAX_RAW ...
 #define TINYFIX_LINK_ERR_WIRE_MAX ...
 
 struct tinyfix_link_ops {
 	void (*write)(void *user, const uint8_t *data, size_t len);
 	void (*info)(void *user, struct tinyfix_wire_info *info);
-	int (*invoke)(void *user, const uint8_t *input, size_t len, uint8_t *raw, int8_t *features,
-		      uint32_t *cycles);
+	int (*invoke)(void *user, const uint8_t *input, size_t len, const uint8_t **raw,
+		      const int8_t **features, uint32_t *cycles);
+	uint8_t *(*input_buffer)(void *user);
 	int (*capture)(void *user, uint8_t dtype, void *values, size_t cap, uint16_t *n_values,
 		       uint32_t *t_ms);
 	int (*persist)(void *user, const uint8_t *blob, size_t len);
@@ -23,6 +23,10 @@ struct tinyfix_link_ops {
 };
 
 struct tinyfix_link_buffers {
+	uint8_t *params;
+	size_t params_size;
+	uint8_t *recon;
+	size_t recon_size;
 	uint8_t *rx;
 	size_t rx_size;
 	uint8_t *tx;
@@ -43,11 +47,15 @@ int tinyfix_link_init(struct tinyfix_link *link, struct tinyfix_ctx *ctx,
 int tinyfix_link_feed(struct tinyfix_link *link, const uint8_t *data, size_t len);
 void tinyfix_link_stats(const struct tinyfix_link *link, struct tinyfix_wire_stats *stats);
 void tinyfix_link_forget(struct tinyfix_link *link);
+void tinyfix_link_input_clobbered(struct tinyfix_link *link);
+bool tinyfix_link_input_pending(const struct tinyfix_link *link);
 
 extern "Python" void tinyfix_py_link_write(void *user, const uint8_t *data, size_t len);
 extern "Python" void tinyfix_py_link_info(void *user, struct tinyfix_wire_info *info);
 extern "Python" int tinyfix_py_link_invoke(void *user, const uint8_t *input, size_t len,
-					   uint8_t *raw, int8_t *features, uint32_t *cycles);
+					   const uint8_t **raw, const int8_t **features,
+					   uint32_t *cycles);
+extern "Python" uint8_t *tinyfix_py_link_input_buffer(void *user);
 extern "Python" int tinyfix_py_link_capture(void *user, uint8_t dtype, void *values, size_t cap,
 					    uint16_t *n_values, uint32_t *t_ms);
 extern "Python" int tinyfix_py_link_persist(void *user, const uint8_t *blob, size_t len);

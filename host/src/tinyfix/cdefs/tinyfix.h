@@ -6,6 +6,9 @@
 #define TINYFIX_MAX_ANOMALY_WINDOW ...
 #define TINYFIX_MAX_CHANNELS ...
 #define TINYFIX_MAX_FEATURES ...
+#define TINYFIX_MAX_HEAD_WEIGHTS ...
+#define TINYFIX_HEAD_MAX_COLUMNS ...
+#define TINYFIX_PARAMS_BLOB_MAX ...
 #define TINYFIX_USE_FLOAT ...
 #define TINYFIX_PARAMS_VERSION ...
 #define TINYFIX_NO_DECISION ...
@@ -30,6 +33,7 @@
 #define TINYFIX_ERR_UNSUPPORTED ...
 
 enum tinyfix_dtype { TINYFIX_DTYPE_INT8, TINYFIX_DTYPE_INT16, TINYFIX_DTYPE_FLOAT32 };
+enum tinyfix_model_kind { TINYFIX_MODEL_CLASSIFIER, TINYFIX_MODEL_BINARY, TINYFIX_MODEL_AUTOENCODER };
 enum tinyfix_output_kind { TINYFIX_OUTPUT_LOGITS, TINYFIX_OUTPUT_PROBS };
 enum tinyfix_stage {
 	TINYFIX_STAGE_HEAD, TINYFIX_STAGE_SCALE, TINYFIX_STAGE_THRESHOLD, TINYFIX_STAGE_VOTE,
@@ -50,6 +54,8 @@ struct tinyfix_quant {
 struct tinyfix_model_info {
 	uint32_t model_crc;
 	uint16_t n_classes;
+	uint8_t kind;
+	uint32_t n_outputs;
 	enum tinyfix_dtype output_type;
 	struct tinyfix_quant output_quant;
 	uint16_t n_channels;
@@ -74,6 +80,11 @@ struct tinyfix_anomaly_params {
 	uint16_t window;
 	uint16_t warmup;
 	uint16_t alpha_q8;
+	int32_t min_dev;
+	uint8_t score_shift;
+	int32_t seed_mean;
+	int32_t seed_sigma;
+	uint16_t guard_q8;
 };
 
 struct tinyfix_input_params {
@@ -107,6 +118,7 @@ struct tinyfix_head_params {
 	int32_t multiplier[...];
 	int32_t shift[...];
 	int32_t bias[...];
+	uint8_t columns[...];
 	int8_t weights[...];
 };
 
@@ -117,6 +129,8 @@ struct tinyfix_params {
 	uint16_t n_classes;
 	uint16_t n_channels;
 	uint16_t n_features;
+	uint16_t head_rows;
+	uint16_t head_columns;
 	uint8_t output_kind;
 	int32_t inv_temperature;
 	int32_t class_scale[...];
@@ -144,6 +158,7 @@ struct tinyfix_result {
 	bool vote_new;
 	bool vote_event;
 	bool anomaly;
+	int32_t anomaly_score;
 	int32_t anomaly_mean;
 	int32_t anomaly_sigma;
 	...;
@@ -176,7 +191,10 @@ int tinyfix_params_identity(struct tinyfix_params *params, const struct tinyfix_
 void tinyfix_params_seal(struct tinyfix_params *params);
 int tinyfix_params_validate(const struct tinyfix_params *params,
 			    const struct tinyfix_model_info *model);
-size_t tinyfix_params_encoded_size(uint16_t n_classes, uint16_t n_channels, uint16_t n_features);
+size_t tinyfix_params_encoded_size(uint16_t n_classes, uint16_t n_channels, uint16_t n_features,
+				   uint16_t head_rows, uint16_t head_columns);
+int tinyfix_params_encode_range(const struct tinyfix_params *params, size_t offset, uint8_t *buf,
+				size_t len, size_t *total);
 int tinyfix_params_encode(const struct tinyfix_params *params, uint8_t *buf, size_t size,
 			  size_t *written);
 int tinyfix_params_decode(const uint8_t *buf, size_t size, struct tinyfix_params *params);
@@ -186,6 +204,9 @@ int tinyfix_set_params(struct tinyfix_ctx *ctx, const struct tinyfix_params *par
 void tinyfix_reset_stream(struct tinyfix_ctx *ctx);
 int tinyfix_process(struct tinyfix_ctx *ctx, const void *raw, const int8_t *features,
 		    int32_t time_ms, struct tinyfix_result *res);
+int tinyfix_process_recon(struct tinyfix_ctx *ctx, const int8_t *input, const void *raw,
+			  int32_t time_ms, struct tinyfix_result *res);
+const char *tinyfix_capacity_limit(const struct tinyfix_model_info *model);
 int tinyfix_anomaly_update(struct tinyfix_ctx *ctx, int32_t score, struct tinyfix_result *res);
 int tinyfix_input_correct(struct tinyfix_ctx *ctx, const int32_t *samples, size_t n_frames,
 			  int8_t *out);

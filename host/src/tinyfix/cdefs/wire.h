@@ -24,6 +24,8 @@
 #define TINYFIX_WIRE_MSG_GET_PARAMS 4
 #define TINYFIX_WIRE_MSG_SET_PARAMS 5
 #define TINYFIX_WIRE_MSG_STATS 6
+#define TINYFIX_WIRE_MSG_WRITE 7
+#define TINYFIX_WIRE_MSG_READ 8
 #define TINYFIX_WIRE_MSG_ERROR 127
 
 #define TINYFIX_WIRE_FLAG_RESPONSE 128
@@ -31,12 +33,28 @@
 #define TINYFIX_WIRE_FLAG_FEATURES 1
 #define TINYFIX_WIRE_FLAG_RESET 2
 #define TINYFIX_WIRE_FLAG_NO_PERSIST 1
+#define TINYFIX_WIRE_FLAG_STAGED 4
+
+#define TINYFIX_WIRE_TARGET_INPUT 1
+#define TINYFIX_WIRE_TARGET_PARAMS 2
+#define TINYFIX_WIRE_TARGET_OUTPUT 3
+#define TINYFIX_WIRE_TARGET_FEATURES 4
+
+#define TINYFIX_WIRE_INFER_ANOMALY 1
+#define TINYFIX_WIRE_INFER_RAW_DEFERRED 2
+#define TINYFIX_WIRE_INFER_FEAT_DEFERRED 4
+
+#define TINYFIX_WIRE_WRITE_REQ_FIXED 9
+#define TINYFIX_WIRE_WRITE_RSP_LEN 11
+#define TINYFIX_WIRE_READ_REQ_LEN 7
+#define TINYFIX_WIRE_READ_RSP_FIXED 11
 
 #define TINYFIX_WIRE_CAP_CAPTURE 1
 #define TINYFIX_WIRE_CAP_FEATURES 2
 #define TINYFIX_WIRE_CAP_PERSIST 4
 #define TINYFIX_WIRE_CAP_ADAPT 8
 #define TINYFIX_WIRE_CAP_FLOAT 16
+#define TINYFIX_WIRE_CAP_CHUNKS 32
 
 #define TINYFIX_WIRE_DRIFT_ADVISED 1
 
@@ -107,6 +125,13 @@ struct tinyfix_wire_info {
 	struct tinyfix_wire_tensor feature;
 	const char *fw_version;
 	const char *board;
+	uint8_t model_kind;
+	uint32_t n_outputs;
+	uint32_t max_params;
+	uint16_t max_features;
+	uint32_t max_head_weights;
+	uint16_t max_channels;
+	uint16_t max_anomaly_window;
 };
 
 struct tinyfix_wire_infer_req {
@@ -128,6 +153,29 @@ struct tinyfix_wire_infer_rsp {
 	uint16_t n_prob;
 	const int8_t *features;
 	uint16_t n_features;
+	int32_t anomaly_score;
+	uint8_t flags;
+};
+
+struct tinyfix_wire_write_req {
+	uint8_t target;
+	uint32_t offset;
+	uint32_t total;
+	const uint8_t *data;
+	size_t len;
+};
+
+struct tinyfix_wire_write_rsp {
+	int16_t status;
+	uint8_t target;
+	uint32_t next;
+	uint32_t total;
+};
+
+struct tinyfix_wire_read_req {
+	uint8_t target;
+	uint32_t offset;
+	uint16_t max_len;
 };
 
 struct tinyfix_wire_capture_req {
@@ -196,6 +244,14 @@ int tinyfix_wire_capture_rsp_encode(const struct tinyfix_wire_capture_rsp *rsp, 
 int tinyfix_wire_setp_rsp_encode(const struct tinyfix_wire_setp_rsp *rsp, uint8_t *dst,
 				 size_t cap);
 int tinyfix_wire_stats_encode(const struct tinyfix_wire_stats *stats, uint8_t *dst, size_t cap);
+int tinyfix_wire_write_req_decode(const uint8_t *payload, size_t len,
+				  struct tinyfix_wire_write_req *req);
+int tinyfix_wire_write_rsp_encode(const struct tinyfix_wire_write_rsp *rsp, uint8_t *dst,
+				  size_t cap);
+int tinyfix_wire_read_req_decode(const uint8_t *payload, size_t len,
+				 struct tinyfix_wire_read_req *req);
+int tinyfix_wire_read_rsp_header(int16_t status, uint8_t target, uint32_t offset,
+				 uint32_t total, uint8_t *dst, size_t cap);
 int tinyfix_wire_error_encode(const struct tinyfix_wire_error *err, uint8_t *dst, size_t cap);
 int tinyfix_wire_error_build(int16_t status, const struct tinyfix_wire_frame *req,
 			     const char *text, uint8_t *dst, size_t cap);

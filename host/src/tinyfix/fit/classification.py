@@ -150,6 +150,8 @@ def _beats(before: dict[str, float], after: dict[str, float], n_held: int,
 
 
 def _head_stage(f: _Fit, head: HeadSource | str | None) -> StageDecision:
+    if isinstance(head, str):  # why the model's last layer cannot be re-fitted comes first
+        return StageDecision("head", False, f"skipped: {head}")
     if f.feats_fit is None or f.feats_held is None:
         return StageDecision("head", False, "skipped: the data has no feature vectors")
     head = within_limits(head, f.options.device.max_features)
@@ -161,7 +163,8 @@ def _head_stage(f: _Fit, head: HeadSource | str | None) -> StageDecision:
     if f.y_fit.size < need:
         return StageDecision("head", False, f"too few samples: {f.y_fit.size} < {need}")
     try:
-        fitted = fit_head(f.core, f.model, head, f.feats_fit, f.y_fit, f.options)
+        fitted = fit_head(f.core, f.model, head, f.feats_fit, f.y_fit, f.options, f.raw_fit,
+                          f.state.output_kind)
     except TinyfixError as exc:  # e.g. a size budget too small for one feature column
         return StageDecision("head", False, f"skipped: {exc}")
     params, clips = quantize(f.core, f.model, fitted.state, f.options.device)

@@ -30,6 +30,15 @@ class AnomalySettings:
     warmup: int = 8
     mode: str = "high"  # "low", "both"
     learn_anomalies: bool = False
+    # A floor under alpha * sigma (score units) and, for autoencoders, the score's scale
+    # (reconstruction MSE in squared input steps / 2^score_shift).
+    min_dev: float = 0.0
+    score_shift: int = 0
+    # The baseline a reset starts the window from (0 sigma: an empty window, warm-up).
+    seed_mean: float = 0.0
+    seed_sigma: float = 0.0
+    # Frames further than guard sigmas from the mean are not learned (0: off).
+    guard: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,24 @@
 # SPDX-License-Identifier: Apache-2.0
 """Re-fit the model's last layer (the core's head stage) from the device's own features.
 
-On the fit split of the calibration data, for every variant (the full layer, or only the
-weights of the features that matter most, for a size budget) and every regularisation
-strength lam on a grid, a layer is fitted on two folds and run *through the C core* on the
-third (stratified 3-fold cross-fitting); a temperature is fitted on the pooled out-of-fold
-logits the core produced. The variant and lam with the lowest out-of-fold NLL win; the
-layer is then re-fitted on the whole fit split with that lam and temperature. Whether it
-is kept is decided by the caller on the held-out split, against the output-only stages.
+Variants, each within the head budget (bytes of the parameter set's head; default
+default_budget()): the whole layer re-fitted, or a residual on the model's own logits from
+the k most useful features (several k). On the fit split of the calibration data, for every
+variant and every regularisation strength lam on a grid, a layer is fitted on two folds and
+run *through the C core* on the third (stratified 3-fold cross-fitting); a temperature is
+fitted on the pooled out-of-fold logits the core produced. The variant and lam with the
+lowest out-of-fold NLL win; the layer is then re-fitted on the whole fit split with that lam
+and temperature. Whether it is kept is decided by the caller on the held-out split, against
+the output-only stages.
 
-The head writes its logits in the model output's quantization. For a logits model that
-is the model's own output scale, so lam = inf gives back the model's layer bit for bit. A
-model that ends in SOFTMAX has a probability output scale, far too fine for logits: the
+A whole layer writes its logits in the model output's quantization. For a logits model
+that is the model's own output scale, so lam = inf gives back the model's layer bit for bit.
+A model that ends in SOFTMAX has a probability output scale, far too fine for logits: the
 head then writes logits at a coarser step (and shifted to the middle of the int8 range,
-which softmax does not see), and the scale stage multiplies that step back.
+which softmax does not see), and the scale stage multiplies that step back. A residual adds
+to the logits the core already derives from the model's output (the log of a probability),
+so it needs neither. A binary model's one row is class 1's logit against class 0's 0: the
+fit works on the two class logits and stores their difference.
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ from numpy.typing import NDArray
 
 from tinyfix.core import Core, ModelInfo
 from tinyfix.errors import TinyfixError
+from tinyfix.fit.domain import scaling_inputs
 from tinyfix.fit.float_params import FloatParams
 from tinyfix.fit.head_lr import feature_usefulness, fit_layer
-from tinyfix.fit.head_params import HeadParams, quantize_head
+from tinyfix.fit.head_params import HeadParams, head_bytes, quantize_head, quantize_residual
 from tinyfix.fit.head_source import HeadSource
 from tinyfix.fit.heldout import classification_scores
 from tinyfix.fit.nll import fit_affine
@@ -48,28 +54,33 @@ SOFTMAX_RELEVANT_LOGITS = 16.0
 SOFTMAX_SPAN_STEPS = 200
 SOFTMAX_HEADROOM_STEPS = 8
 SOFTMAX_STEP_LIMIT = 1024.0
+# Default budget: a quarter of the model's own layer, and never below this (a small layer
+# is cheaper to re-fit whole than to patch).
+MIN_DEFAULT_BUDGET = 1024
+RESIDUAL_SHARES = (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1)
+MAX_RESIDUAL_VARIANTS = 4
+
+
+def default_budget(source: HeadSource) -> int:
+    """Bytes a head may take when the user does not say: a quarter of the model's own last
+    layer, at least MIN_DEFAULT_BUDGET."""
+    return max(MIN_DEFAULT_BUDGET, source.own_bytes // 4)
 
 
 @dataclass(frozen=True)
 class Variant:
-    """Which weights move: all (k = n_features) or the top-k features' columns."""
+    """A whole layer (k = n_features, residual False) or a residual on k features."""
 
     k: int
     n_features: int
+    residual: bool
 
     @property
     def name(self) -> str:
-        return "full layer" if self.k == self.n_features else f"top {self.k} features"
+        return f"residual on {self.k} features" if self.residual else "whole layer"
 
-    def trainable(self, x: NDArray[np.float64], y: NDArray[np.int64],
-                  source: HeadSource) -> NDArray[np.bool_] | None:
-        if self.k == self.n_features:
-            return None
-        rank = np.argsort(-feature_usefulness(x, y, source.weights, source.bias),
-                          kind="stable")
-        mask = np.zeros(self.n_features, dtype=bool)
-        mask[rank[:self.k]] = True
-        return mask
+    def bytes(self, rows: int) -> int:
+        return head_bytes(rows, self.n_features, self.k if self.residual else None)
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,7 @@ class HeadFit:
     state: FloatParams
     chosen: Trial
     trials: list[Trial]
+    budget: int
 
     @property
     def head(self) -> HeadParams:
@@ -93,7 +105,6 @@ class HeadFit:
 
     def describe(self) -> str:
         c = self.chosen
-        head = self.head
         lam = "inf (the model's own layer)" if math.isinf(c.lam) else f"{c.lam:g}"
         best_of = {}
         for t in self.trials:
@@ -101,13 +112,12 @@ class HeadFit:
             if name not in best_of or t.scores["nll"] < best_of[name].scores["nll"]:
                 best_of[name] = t
         others = "; ".join(f"{n} {t.scores['nll']:.3f}" for n, t in best_of.items())
+        head = self.head
         return (f"{c.variant.name}, lam {lam}, 1/T {c.inv_temperature:.3f} "
                 f"(out-of-fold NLL {c.scores['nll']:.3f}; best per variant: {others}); "
-                f"flash {head.flash_bytes} B as the core stores it "
-                f"({head.n_classes}x{head.n_features} int8 weights, "
-                f"{head.n_classes} int32 biases, multipliers and shifts)"
-                + (f", {head.residual_bytes} B as a residual on {head.trained_features} "
-                   "features" if head.trained_features < head.n_features else ""))
+                f"{head.describe()}: flash {head.flash_bytes} B (the parameter set), RAM "
+                f"{head.flash_bytes} B per copy of the set the firmware holds, within a "
+                f"budget of {self.budget} B")
 
 
 def _folds(y: NDArray[np.int64], k: int, seed: int) -> NDArray[np.int64]:
@@ -122,18 +132,25 @@ def _folds(y: NDArray[np.int64], k: int, seed: int) -> NDArray[np.int64]:
     return fold
 
 
-def _variants(source: HeadSource, budget: int | None) -> list[Variant]:
-    n_f, n_c = source.n_features, source.n_classes
-    ks = {n_f // 4, n_f // 2, n_f}
-    if budget is not None:
-        ks.add(min(n_f, budget // n_c))
-        ks = {k for k in ks if n_c * k <= budget}
-    return [Variant(k, n_f) for k in sorted(k for k in ks if k >= 1)]
+def variants(source: HeadSource, budget: int, max_weights: int | None = None
+             ) -> list[Variant]:
+    """Every head shape within `budget` bytes (and the device's weight capacity)."""
+    n_f, rows = source.n_features, source.n_rows
+    room = max_weights if max_weights is not None else rows * n_f
+    out = []
+    if source.whole_layer_ok and head_bytes(rows, n_f, None) <= budget and rows * n_f <= room:
+        out.append(Variant(n_f, n_f, False))
+    largest = min(n_f, room // rows, (budget - (n_f + 7) // 8) // rows - 12)
+    ks = {max(1, int(n_f * share)) for share in RESIDUAL_SHARES} | {largest}
+    ks = {k for k in ks if 1 <= k <= largest}
+    for k in sorted(ks)[-MAX_RESIDUAL_VARIANTS:]:
+        out.append(Variant(k, n_f, True))
+    return out
 
 
 def output_step(source: HeadSource, model: ModelInfo, x: NDArray[np.float64]
                 ) -> tuple[float, float]:
-    """(logit_step, logit shift) of the head's output. A logits model keeps its own
+    """(logit_step, logit shift) of a whole layer's output. A logits model keeps its own
     output quantization. A softmax model's step spans its layer's logits on x, shifted so
     the largest logits fit under the top of the int8 range: softmax does not see a common
     shift, and a logit clipped at the bottom is one whose probability is ~0 anyway."""
@@ -154,17 +171,27 @@ def output_step(source: HeadSource, model: ModelInfo, x: NDArray[np.float64]
 
 def layer_state(model: ModelInfo, source: HeadSource, weights: NDArray[np.float64],
                 bias: NDArray[np.float64], step: float, shift: float,
-                inv_temperature: float = 1.0, trained: int | None = None) -> FloatParams:
-    """Float parameters whose head is this float layer, quantized as the model's own layer
-    is (per channel or per tensor), writing logits + shift at `step` (see output_step);
-    the scale stage turns the step back into logits (class scales) and applies 1/T."""
+                inv_temperature: float = 1.0) -> FloatParams:
+    """Float parameters whose head is this float layer (rows, F), quantized as the model's
+    own layer is (per channel or per tensor), writing logits + shift at `step` (see
+    output_step); the scale stage turns the step back into logits (class scales) and
+    applies 1/T."""
     head = quantize_head(weights, bias + shift, source.feature_scale, step,
-                         per_class=source.per_channel, model_scales=source.weight_scales,
-                         trained_features=trained)
+                         per_class=source.per_channel, model_scales=source.weight_scales)
     fp = FloatParams.identity(model.n_classes, "logits")
     scale, base = step_factors(step, model)
     return fp.replace(head=head, class_scale=np.full(model.n_classes, scale),
                       inv_temperature=base * inv_temperature)
+
+
+def residual_state(model: ModelInfo, source: HeadSource, output_kind: str,
+                   weights: NDArray[np.float64], bias: NDArray[np.float64],
+                   columns: NDArray[np.int64], inv_temperature: float = 1.0) -> FloatParams:
+    """Float parameters whose head adds weights (rows, k) x[columns] + bias to the model's
+    own logits."""
+    head = quantize_residual(weights, bias, source.feature_scale, columns, source.n_features)
+    fp = FloatParams.identity(model.n_classes, output_kind)
+    return fp.replace(head=head, inv_temperature=inv_temperature)
 
 
 def step_factors(step: float, model: ModelInfo) -> tuple[float, float]:
@@ -175,31 +202,62 @@ def step_factors(step: float, model: ModelInfo) -> tuple[float, float]:
     return scale, factor / scale
 
 
+@dataclass
+class _Data:
+    """One split's data as each variant needs it."""
+
+    x: NDArray[np.float64]  # real features (N, F)
+    feats: NDArray[np.int8]  # the device's int8 features
+    raw: NDArray  # the device's raw outputs
+    z: NDArray[np.float64]  # the model's own class logits as the core derives them
+    y: NDArray[np.int64]
+
+    def part(self, mask: NDArray[np.bool_]) -> _Data:
+        return _Data(self.x[mask], self.feats[mask], self.raw[mask], self.z[mask], self.y[mask])
+
+
 class _Builder:
     """Fitted float layers to sealed parameter sets and C-core runs."""
 
     def __init__(self, core: Core, model: ModelInfo, source: HeadSource,
-                 options: FitOptions, step: float, shift: float) -> None:
+                 options: FitOptions, output_kind: str, step: float, shift: float) -> None:
         self.core, self.model, self.source, self.options = core, model, source, options
+        self.output_kind = output_kind
         self.step, self.shift = step, shift
-        self.base = step_factors(step, model)[1]  # the inverse temperature at 1/T = 1
+        self.base = step_factors(step, model)[1]  # a whole layer's 1/T at 1/T = 1
 
-    def state(self, w: NDArray[np.float64], b: NDArray[np.float64], inv_t: float,
-              trained: int) -> FloatParams:
-        return layer_state(self.model, self.source, w, b, self.step, self.shift, inv_t,
-                           trained)
+    def fit(self, v: Variant, lam: float, d: _Data
+            ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64] | None]:
+        """Row weights and biases of the variant fitted on d (and the residual's columns)."""
+        src = self.source
+        if not v.residual:
+            w0, b0 = src.class_layer()
+            w, b = fit_layer(d.x, d.y, w0, b0, lam)
+            w_rows, b_rows = src.to_rows(w, b)
+            return w_rows, b_rows, None
+        rank = np.argsort(-feature_usefulness(d.x, d.y, d.z), kind="stable")
+        cols = np.sort(rank[:v.k])
+        zeros_w = np.zeros((self.model.n_classes, v.k))
+        w, b = fit_layer(d.x[:, cols], d.y, zeros_w, np.zeros(self.model.n_classes), lam,
+                         offset=d.z)
+        w_rows, b_rows = src.to_rows(w, b)
+        return w_rows, b_rows, cols
 
-    def logits(self, fp: FloatParams, feats: NDArray[np.int8]) -> NDArray[np.float64]:
+    def state(self, v: Variant, fitted: tuple, inv_t: float) -> FloatParams:
+        w, b, cols = fitted
+        if cols is None:
+            return layer_state(self.model, self.source, w, b, self.step, self.shift, inv_t)
+        return residual_state(self.model, self.source, self.output_kind, w, b, cols, inv_t)
+
+    def base_inv_t(self, v: Variant) -> float:
+        return 1.0 if v.residual else self.base
+
+    def run(self, fp: FloatParams, d: _Data):  # -> CoreRun
         params, _ = quantize(self.core, self.model, fp, self.options.device)
-        raw = np.zeros((feats.shape[0], self.model.n_classes), dtype=self.model.output_type)
-        return run_frames(self.core, self.model, params, raw, features=feats).logit / Q16
-
-    def scores(self, fp: FloatParams, feats: NDArray[np.int8], y: NDArray[np.int64]
-               ) -> dict[str, float]:
-        params, _ = quantize(self.core, self.model, fp, self.options.device)
-        raw = np.zeros((feats.shape[0], self.model.n_classes), dtype=self.model.output_type)
-        run = run_frames(self.core, self.model, params, raw, features=feats)
-        return classification_scores(run, y, self.model.n_classes)
+        raw = d.raw
+        if not (fp.head is not None and fp.head.is_residual):
+            raw = np.zeros_like(d.raw)  # a whole layer replaces the model's output
+        return run_frames(self.core, self.model, params, raw, features=d.feats)
 
 
 def _temperature(z: NDArray[np.float64], y: NDArray[np.int64], base: float, l2: float
@@ -212,25 +270,25 @@ def _temperature(z: NDArray[np.float64], y: NDArray[np.int64], base: float, l2: 
     return float(fit.factor[0])
 
 
-def _trial(b: _Builder, variant: Variant, lam: float, x: NDArray[np.float64],
-           feats: NDArray[np.int8], y: NDArray[np.int64], fold: NDArray[np.int64]) -> Trial:
-    layers = []
-    z = np.zeros((y.size, b.model.n_classes))
+def _trial(b: _Builder, variant: Variant, lam: float, d: _Data,
+           fold: NDArray[np.int64]) -> Trial:
+    fitted = []
+    z = np.zeros((d.y.size, b.model.n_classes))
     for k in range(FOLDS):
         train, test = fold != k, fold == k
-        mask = variant.trainable(x[train], y[train], b.source)
-        w, bias = fit_layer(x[train], y[train], b.source.weights, b.source.bias, lam, mask)
-        layers.append((w, bias))
-        z[test] = b.logits(b.state(w, bias, 1.0, variant.k), feats[test])
-    inv_t = _temperature(z, y, b.base, b.options.l2)
-    probs = []
-    for k, (w, bias) in enumerate(layers):
+        layer = b.fit(variant, lam, d.part(train))
+        fitted.append(layer)
+        z[test] = b.run(b.state(variant, layer, 1.0), d.part(test)).logit / Q16
+    inv_t = _temperature(z, d.y, b.base_inv_t(variant), b.options.l2)
+    totals = {"nll": 0.0, "accuracy": 0.0}
+    for k, layer in enumerate(fitted):
         test = fold == k
-        probs.append((test, b.scores(b.state(w, bias, inv_t, variant.k), feats[test],
-                                     y[test])))
-    n = y.size
-    scores = {key: sum(s[key] * t.sum() for t, s in probs) / n for key in ("nll", "accuracy")}
-    return Trial(variant, lam, inv_t, scores)
+        part = d.part(test)
+        scores = classification_scores(b.run(b.state(variant, layer, inv_t), part), part.y,
+                                       b.model.n_classes)
+        for key in totals:
+            totals[key] += scores[key] * test.sum()
+    return Trial(variant, lam, inv_t, {key: v / d.y.size for key, v in totals.items()})
 
 
 def min_samples(n_classes: int) -> int:
@@ -244,24 +302,29 @@ def time_folds(n: int) -> NDArray[np.int64]:
 
 
 def fit_head(core: Core, model: ModelInfo, source: HeadSource, features: NDArray[np.int8],
-             y: NDArray[np.int64], options: FitOptions,
-             fold: NDArray[np.int64] | None = None) -> HeadFit:
-    """The best head on the fit split (features (N, F) int8, labels (N,)); `fold` assigns
-    each sample one of FOLDS cross-fitting folds (default: stratified at random)."""
+             y: NDArray[np.int64], options: FitOptions, raw: NDArray,
+             output_kind: str = "logits", fold: NDArray[np.int64] | None = None) -> HeadFit:
+    """The best head on the fit split: features (N, F) int8, labels (N,), the device's raw
+    outputs (N, outputs) and their kind; `fold` assigns each sample one of FOLDS
+    cross-fitting folds (default: stratified at random)."""
     if features.shape != (y.size, source.n_features):
         raise TinyfixError(f"features {features.shape} for {y.size} labels and a layer of "
                            f"{source.n_features} features")
+    budget = options.head_budget_bytes or default_budget(source)
+    found = variants(source, budget, options.device.max_head_weights)
+    if not found:
+        smallest = head_bytes(source.n_rows, source.n_features, 1)
+        raise TinyfixError(f"a head budget of {budget} B holds no head of this layer "
+                           f"({source.n_rows} rows x {source.n_features} features: at least "
+                           f"{smallest} B for a residual on one feature)")
     x = source.real_features(features)
     step, shift = output_step(source, model, x)
-    b = _Builder(core, model, source, options, step, shift)
+    b = _Builder(core, model, source, options, output_kind, step, shift)
+    data = _Data(x, features, raw, scaling_inputs(raw, model, output_kind), y)
     fold = _folds(y, FOLDS, options.seed) if fold is None else np.asarray(fold)
-    variants = _variants(source, options.head_budget_bytes)
-    if not variants:
-        raise TinyfixError(f"a head budget of {options.head_budget_bytes} B holds no "
-                           f"feature column of {source.n_classes} int8 weights")
-    trials = [_trial(b, v, lam, x, features, y, fold) for v in variants for lam in LAMBDAS]
-    chosen = min(trials, key=lambda t: (round(t.scores["nll"], 6), t.variant.k, -t.lam))
-    mask = chosen.variant.trainable(x, y, source)
-    w, bias = fit_layer(x, y, source.weights, source.bias, chosen.lam, mask)
-    state = b.state(w, bias, chosen.inv_temperature, chosen.variant.k)
-    return HeadFit(state, chosen, trials)
+    trials = [_trial(b, v, lam, data, fold) for v in found for lam in LAMBDAS]
+    chosen = min(trials, key=lambda t: (round(t.scores["nll"], 6), t.variant.bytes(
+        source.n_rows), -t.lam))
+    layer = b.fit(chosen.variant, chosen.lam, data)
+    return HeadFit(b.state(chosen.variant, layer, chosen.inv_temperature), chosen, trials,
+                   budget)

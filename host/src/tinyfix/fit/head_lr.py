@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """A last layer by multinomial logistic regression pulled toward the model's own layer.
 
-Minimises mean NLL(x W^T + b) + lam * (|W - W0|^2 + |b - b0|^2) by Newton-CG (scipy),
-from W0, b0. With little data and a large lam the layer stays the model's; lam = inf returns it
-unchanged. Only the columns of `trainable` features move (a re-fit on a feature subset);
-the others keep the model's weights.
+Minimises mean NLL(offset + x W^T + b) + lam * (|W - W0|^2 + |b - b0|^2) by Newton-CG
+(scipy), from W0, b0. With little data and a large lam the layer stays the model's; lam = inf
+returns it unchanged. Only the columns of `trainable` features move (a re-fit on a feature
+subset); the others keep the model's weights. A residual is the same fit with W0 = 0, b0 = 0
+and the model's own logits as `offset`.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ MAX_ITERATIONS = 200
 
 def fit_layer(x: NDArray[np.float64], y: NDArray[np.int64], w0: NDArray[np.float64],
               b0: NDArray[np.float64], lam: float,
-              trainable: NDArray[np.bool_] | None = None
+              trainable: NDArray[np.bool_] | None = None,
+              offset: NDArray[np.float64] | None = None
               ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Weights (C, F) and biases (C,) for real features x (N, F) and labels y (N,)."""
+    """Weights (C, F) and biases (C,) for real features x (N, F) and labels y (N,), on top of
+    fixed logits `offset` (N, C) if given."""
     n_classes, n_features = w0.shape
     if x.ndim != 2 or x.shape[1] != n_features or y.shape != (x.shape[0],):
         raise TinyfixError(f"features {x.shape} and labels {y.shape} do not fit a layer "
@@ -37,6 +40,8 @@ def fit_layer(x: NDArray[np.float64], y: NDArray[np.int64], w0: NDArray[np.float
     cols = np.ones(n_features, dtype=bool) if trainable is None else np.asarray(trainable)
     x_t, x_fixed = x[:, cols], x[:, ~cols]
     fixed = x_fixed @ w0[:, ~cols].T  # logits from the frozen columns
+    if offset is not None:
+        fixed = fixed + offset
     w0_t = w0[:, cols]
     onehot = np.zeros((x.shape[0], n_classes))
     onehot[np.arange(y.size), y] = 1.0
@@ -73,12 +78,11 @@ def fit_layer(x: NDArray[np.float64], y: NDArray[np.int64], w0: NDArray[np.float
 
 
 def feature_usefulness(x: NDArray[np.float64], y: NDArray[np.int64],
-                       w0: NDArray[np.float64], b0: NDArray[np.float64]
-                       ) -> NDArray[np.float64]:
-    """How much the loss wants each feature's weights to move, at the model's own layer:
-    the norm over classes of d mean NLL / d W[:, f]. A re-fit on the top features gains
-    most per stored weight."""
-    logp = log_softmax(x @ w0.T + b0, axis=1)
+                       logits: NDArray[np.float64]) -> NDArray[np.float64]:
+    """How much the loss wants each feature's weights to move, at the model's own logits
+    (N, C): the norm over classes of d mean NLL / d W[:, f]. A re-fit on the top features
+    gains most per stored weight."""
+    logp = log_softmax(logits, axis=1)
     onehot = np.zeros_like(logp)
     onehot[np.arange(y.size), y] = 1.0
     grad = (np.exp(logp) - onehot).T @ x / max(y.size, 1)

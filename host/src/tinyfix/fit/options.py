@@ -34,6 +34,9 @@ class DeviceLimits:
     # option's range limit. Give the build's value to fit for a device that is not
     # rebuilt (SET_PARAMS only).
     max_features: int = 4096
+    # Largest head the build stores, in int8 weights (CONFIG_TINYFIX_MAX_HEAD_WEIGHTS;
+    # None: any whole layer). A device's INFO reports it.
+    max_head_weights: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,11 @@ class FitOptions:
     target_fa_per_hour: float = 2.0
     # Anomaly: most false alarms per hour allowed.
     target_false_alarms_per_hour: float = 1.0
+    # Autoencoders on windows without times: most normal windows flagged.
+    target_false_alarm_rate: float = 0.01
     device: DeviceLimits = field(default_factory=DeviceLimits)
-    # Head re-fit: most bytes of re-fitted int8 weights (classes x features). A larger
-    # layer is re-fitted only on the features that matter most; None: no limit.
+    # Head re-fit: most bytes the head may take in the parameter set (weights and per-row
+    # integers); None: a quarter of the model's own layer, at least 1 KiB (fit.head).
     head_budget_bytes: int | None = None
     # Streaming head re-fit: the model's input window in ms (None: the input's time steps
     # at sample_rate_hz), for labelling frames from event times.

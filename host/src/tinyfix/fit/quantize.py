@@ -30,6 +30,10 @@ CLASS_SCALE_RANGE = (0, 64 * Q16)
 CLASS_BIAS_RANGE = (-1024 * Q16, 1024 * Q16)
 THRESHOLD_RANGE = (0, Q15)
 ALPHA_RANGE = (1, 65535)
+MIN_DEV_RANGE = (0, 128 * Q16)
+SCORE_SHIFT_RANGE = (0, 30)
+SEED_MEAN_RANGE = (-128 * Q16, 128 * Q16)
+SEED_SIGMA_RANGE = (0, 64 * Q16)
 VOTE_WINDOW_RANGE = (0, 600_000)
 SUPPRESSION_RANGE = (0, 3_600_000)
 SCORE8_RANGE = (0, 255)
@@ -121,9 +125,17 @@ def quantize(core: Core, model: ModelInfo, fp: FloatParams,
         c.anomaly.warmup = _int_in(a.warmup, 2, int(c.anomaly.window), "anomaly.warmup",
                                    clips)
         c.anomaly.alpha_q8 = to_fixed(a.alpha, Q8, *ALPHA_RANGE, "anomaly.alpha", clips)
+        c.anomaly.min_dev = to_fixed(a.min_dev, Q16, *MIN_DEV_RANGE, "anomaly.min_dev", clips)
+        c.anomaly.score_shift = _int_in(a.score_shift, *SCORE_SHIFT_RANGE,
+                                        "anomaly.score_shift", clips)
+        c.anomaly.seed_mean = to_fixed(a.seed_mean, Q16, *SEED_MEAN_RANGE,
+                                       "anomaly.seed_mean", clips)
+        c.anomaly.seed_sigma = to_fixed(a.seed_sigma, Q16, *SEED_SIGMA_RANGE,
+                                        "anomaly.seed_sigma", clips)
+        c.anomaly.guard_q8 = to_fixed(a.guard, Q8, 0, 65535, "anomaly.guard", clips)
     if fp.head is not None:
         flags |= STAGE["head"]
-        _put_head(c, fp, model)
+        _put_head(c, fp, model, core)
     if fp.input is not None:
         flags |= STAGE["input"]
         _put_input(c, fp, model, clips)
@@ -135,22 +147,28 @@ def quantize(core: Core, model: ModelInfo, fp: FloatParams,
     return p, clips
 
 
-def _put_head(c: Any, fp: FloatParams, model: ModelInfo) -> None:
+def _put_head(c: Any, fp: FloatParams, model: ModelInfo, core: Core) -> None:
     head = fp.head
     assert head is not None
-    if head.n_classes != model.n_classes or head.n_features != model.n_features:
-        raise TinyfixError(f"a head of {head.n_classes} x {head.n_features} for a model with "
-                           f"{model.n_classes} classes and {model.n_features} features")
-    if fp.output_kind != "logits":
-        raise TinyfixError("a head outputs logits: its parameter set's output kind must be "
-                           "'logits'")
+    if head.n_rows != model.head_rows or head.n_features != model.n_features:
+        raise TinyfixError(f"a head of {head.n_rows} x {head.n_features} for a model with "
+                           f"{model.head_rows} outputs and {model.n_features} features")
+    if not head.is_residual and fp.output_kind != "logits":
+        raise TinyfixError("a whole-layer head outputs logits: its parameter set's output "
+                           "kind must be 'logits'")
     c.n_features = head.n_features
-    for k in range(head.n_classes):
+    c.head_rows = head.n_rows
+    c.head_columns = head.n_columns if head.is_residual else 0
+    for k in range(head.n_rows):
         c.head.multiplier[k] = int(head.multiplier[k])
         c.head.shift[k] = int(head.shift[k])
         c.head.bias[k] = int(head.bias[k])
-    for k, w in enumerate(head.weights.reshape(-1).tolist()):
-        c.head.weights[k] = w
+    if head.is_residual:
+        for k, bits in enumerate(head.column_bitmap):
+            c.head.columns[k] = bits
+    # One bulk copy: a large layer has thousands of weights.
+    weights = np.ascontiguousarray(head.weights, dtype=np.int8).reshape(-1)
+    core.ffi.memmove(c.head.weights, weights.tobytes(), weights.size)
 
 
 def _put_input(c: Any, fp: FloatParams, model: ModelInfo, clips: list[Clip]) -> None:

@@ -46,11 +46,12 @@ class Evaluation:
     reliability_after: metrics.ReliabilityDiagram | None = None
     confusion_before: NDArray[np.int64] | None = None
     confusion_after: NDArray[np.int64] | None = None
+    histogram: metrics.ScoreHistogram | None = None
 
 
 @dataclass
 class FitResult:
-    task: str  # "classification", "streaming" or "anomaly"
+    task: str  # "classification", "streaming", "anomaly" or "autoencoder"
     core: Core
     model: ModelInfo
     params: Params
@@ -65,6 +66,9 @@ class FitResult:
     # Domain of the model's raw outputs when it differs from float_params' (a head writes
     # logits even for a model that outputs probabilities); None: the same.
     baseline_kind: str | None = None
+    # Autoencoders: the fixed threshold a lab would set on the calibration data's normal
+    # scores (Q16.16, score shift 0), the "before" of the evaluation.
+    fixed_threshold: float = float("inf")
 
     @property
     def output_kind(self) -> str:

@@ -106,6 +106,7 @@ def head_then_vote(core: Core, model: ModelInfo, state: FloatParams, fit: Stream
     feats: NDArray[np.int8] = np.asarray(head_part.features)[use]
     try:
         fitted = fit_head(core, model, head, feats, labels[use], options,
+                          np.asarray(head_part.raw)[use], state.output_kind,
                           fold=time_folds(int(use.sum())))
     except TinyfixError as exc:  # e.g. a size budget too small for one feature column
         return skipped(f"skipped: {exc}")

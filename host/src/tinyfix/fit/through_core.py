@@ -74,7 +74,8 @@ def run_frames(core: Core, model: ModelInfo, params: Params, raw: NDArray,
     """A fresh context with `params` over frames raw[i] (with feature vector features[i]
     for the head stage, if given) at times t_ms[i] (0 if None)."""
     raw = np.ascontiguousarray(check_raw(raw, model))
-    n, n_classes = raw.shape
+    n, n_outputs = raw.shape
+    n_classes = model.n_classes
     feats = None if features is None else check_features(features, n, model)
     times = np.zeros(n, dtype=np.int64) if t_ms is None else np.asarray(t_ms, dtype=np.int64)
     if times.shape != (n,):
@@ -101,7 +102,7 @@ def run_frames(core: Core, model: ModelInfo, params: Params, raw: NDArray,
         stop = min(n, start + CHUNK)
         for i in range(start, stop):
             feat = feat_base + i * n_feat if n_feat else null
-            err = process(ctx, base + i * n_classes, feat, time_list[i], block + (i - start))
+            err = process(ctx, base + i * n_outputs, feat, time_list[i], block + (i - start))
             if err != ok:
                 core.check(err, f"process frame {i}")
         out[start:stop] = view[: stop - start]
@@ -116,3 +117,56 @@ def run_frames(core: Core, model: ModelInfo, params: Params, raw: NDArray,
         vote_event=out["vote_event"].astype(bool),
         anomaly=out["anomaly"].astype(bool),
     )
+
+
+@dataclass(frozen=True)
+class ReconRun:
+    """An autoencoder's frames through tinyfix_process_recon(): score Q16.16, the adaptive
+    threshold's flag, and the decision (1 anomaly, 0 normal, -1 in the warm-up)."""
+
+    score: NDArray[np.int64]
+    anomaly: NDArray[np.bool_]
+    decision: NDArray[np.int64]
+
+
+def run_recon(core: Core, model: ModelInfo, params: Params, inputs: NDArray,
+              raw: NDArray) -> ReconRun:
+    """A fresh context with `params` over an autoencoder's int8 inputs and outputs (N, n)."""
+    x = np.ascontiguousarray(np.asarray(inputs).reshape(len(inputs), -1), dtype=np.int8)
+    r = np.ascontiguousarray(np.asarray(raw).reshape(len(raw), -1), dtype=np.int8)
+    n = x.shape[0]
+    if r.shape != x.shape or x.shape[1] != model.outputs:
+        raise TinyfixError(f"inputs {x.shape} and outputs {r.shape} for an autoencoder of "
+                           f"{model.outputs} elements")
+    corrector = Corrector(core, model, params)
+    ffi, lib, ctx = core.ffi, core.lib, corrector.ctx
+    res = ffi.new("struct tinyfix_result *")
+    xb = ffi.cast("int8_t *", ffi.from_buffer(x))
+    rb = ffi.cast("int8_t *", ffi.from_buffer(r))
+    width = x.shape[1]
+    score = np.empty(n, dtype=np.int64)
+    anomaly = np.empty(n, dtype=bool)
+    decision = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        err = lib.tinyfix_process_recon(ctx, xb + i * width, rb + i * width, 0, res)
+        if err != lib.TINYFIX_OK:
+            core.check(err, f"process_recon frame {i}")
+        score[i], anomaly[i], decision[i] = res.anomaly_score, res.anomaly, res.decision
+    return ReconRun(score, anomaly, decision)
+
+
+def run_scores(core: Core, model: ModelInfo, params: Params, scores_q16: NDArray
+               ) -> NDArray[np.bool_]:
+    """The adaptive threshold of `params` alone over scores (Q16.16) the core computed
+    before (tinyfix_anomaly_update): the same decisions as the whole frame path, without
+    computing the scores again for every candidate."""
+    corrector = Corrector(core, model, params)
+    ffi, lib, ctx = core.ffi, core.lib, corrector.ctx
+    res = ffi.new("struct tinyfix_result *")
+    update, ok = lib.tinyfix_anomaly_update, lib.TINYFIX_OK
+    out = np.empty(len(scores_q16), dtype=bool)
+    for i, s in enumerate(np.asarray(scores_q16, dtype=np.int64).tolist()):
+        if update(ctx, s, res) != ok:
+            core.check(update(ctx, s, res), f"anomaly update {i}")
+        out[i] = res.anomaly
+    return out

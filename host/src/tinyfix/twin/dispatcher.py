@@ -75,6 +75,8 @@ class DeviceOps:
     info: StaticInfo
     invoke: Callable[[bytes, bool], Invoked]
     capture: Callable[[int], Window] | None = None
+    # Give the link the model's input tensor to stage WRITE chunks in (INFER STAGED).
+    input_buffer: bool = True
     persist: Callable[[bytes], bool] | None = None
     cycles: Callable[[], int] | None = None
     uptime_ms: Callable[[], int] | None = None
@@ -90,10 +92,14 @@ class Dispatcher:
     feed() is thread-safe (one request executes at a time). Exceptions raised by ops are
     answered as the device would (ERR_INVOKE, ERR_SENSOR, or the OpError's status) and kept
     in `errors` for the owner to report.
+
+    Like firmware, it stages WRITE chunks of an input in the model's input tensor (a buffer
+    here) and of a parameter blob in a staging area of `params_size` bytes (None: any set of
+    the host core; 0: none, sets must fit one frame).
     """
 
     def __init__(self, corrector: Corrector, ops: DeviceOps,
-                 max_frame: int = DEFAULT_MAX_FRAME) -> None:
+                 max_frame: int = DEFAULT_MAX_FRAME, params_size: int | None = None) -> None:
         self.corrector = corrector
         self.ops = ops
         self.errors: list[BaseException] = []
@@ -116,14 +122,25 @@ class Dispatcher:
             c_ops.cycles = lib.tinyfix_py_link_cycles
         if ops.uptime_ms is not None:
             c_ops.uptime_ms = lib.tinyfix_py_link_uptime_ms
+        input_bytes = max(1, ops.info.input.nbytes)
+        self.input_tensor = ffi.new("uint8_t[]", input_bytes)
+        if ops.input_buffer:
+            c_ops.input_buffer = lib.tinyfix_py_link_input_buffer
         self._c_ops = c_ops
+        self._kept: list[Any] = []  # where the last invoke's tensors lie, kept alive
         self._rx = ffi.new("uint8_t[]", max_frame)
         self._tx = ffi.new("uint8_t[]", max_frame + max_frame // 254 + 3)
         self._scratch = ffi.new("uint8_t[]", max_frame - 9)
+        params_size = int(lib.TINYFIX_PARAMS_BLOB_MAX) if params_size is None else params_size
+        self._params = ffi.new("uint8_t[]", max(1, params_size))
+        self._recon = ffi.new("uint8_t[]", input_bytes)
         bufs = ffi.new("struct tinyfix_link_buffers *")
         bufs.rx, bufs.rx_size = self._rx, max_frame
         bufs.tx, bufs.tx_size = self._tx, len(self._tx)
         bufs.scratch, bufs.scratch_size = self._scratch, len(self._scratch)
+        if params_size > 0:
+            bufs.params, bufs.params_size = self._params, params_size
+        bufs.recon, bufs.recon_size = self._recon, input_bytes
         self._bufs = bufs
         self.link = ffi.new("struct tinyfix_link *")
         err = lib.tinyfix_link_init(self.link, corrector.ctx, c_ops, self._handle, bufs)
@@ -154,6 +171,11 @@ class Dispatcher:
             self._lib.tinyfix_link_stats(self.link, s)
         return StatsResponse(s.uptime_ms, s.frames_ok, s.crc_errors, s.framing_errors,
                              s.inferences, s.params_crc, s.drift_flags, s.replays)
+
+    def input_clobbered(self) -> None:
+        """The platform wrote the input tensor itself: a staged input is gone."""
+        with self._lock:
+            self._lib.tinyfix_link_input_clobbered(self.link)
 
     # The C side calls these through the extern "Python" functions below.
 
@@ -186,11 +208,16 @@ class Dispatcher:
         if len(out.raw) != info.output.nbytes:
             raise TinyfixError(f"invoke returned {len(out.raw)} output bytes, "
                                f"the model has {info.output.nbytes}")
-        ffi.memmove(raw, out.raw, len(out.raw))
+        # As on a device, the tensors stay where they are until the next invoke.
+        raw_buf = ffi.from_buffer("uint8_t[]", out.raw)
+        self._kept = [out, raw_buf]
+        raw[0] = raw_buf
         if want:
             if out.features is None or len(out.features) != info.feature.n_elements:
                 raise TinyfixError("invoke did not return the feature vector")
-            ffi.memmove(features, out.features, len(out.features))
+            feat_buf = ffi.from_buffer("int8_t[]", out.features)
+            self._kept.append(feat_buf)
+            features[0] = feat_buf
         cycles[0] = out.cycles & 0xFFFFFFFF
         return 0
 
@@ -253,6 +280,10 @@ def _define(ffi: Any) -> None:
         except Exception as exc:
             d._note(exc)
             return _status_of(exc, Status.ERR_INVOKE)
+
+    @ffi.def_extern()
+    def tinyfix_py_link_input_buffer(user: Any) -> Any:
+        return owner(user).input_tensor
 
     @ffi.def_extern()
     def tinyfix_py_link_capture(user: Any, dtype: int, values: Any, cap: int, n_values: Any,

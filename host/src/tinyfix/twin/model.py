@@ -2,9 +2,17 @@
 """What a .tflite model looks like to a TinyFix device: tensors, ops and the last layer.
 
 Read from the flatbuffer with the schema classes the `tflite-micro` package ships, so the
-twin describes any int8 model a user gives without TensorFlow. The feature vector is the
-int8 input of the final FULLY_CONNECTED (optionally followed by SOFTMAX): what the core's
-head stage re-fits.
+twin describes any int8 model a user gives without TensorFlow.
+
+The rules (scripts/gen_model_sources.py applies the same ones to build firmware):
+- the *output* TinyFix corrects is the subgraph's output, or the int8/int16 tensor a trailing
+  DEQUANTIZE turns into floats (the same numbers, exactly, before the float conversion);
+- one output element is a binary classifier (class 1's logit or sigmoid probability); an
+  output of the input's shape is an autoencoder (anomaly score: reconstruction error);
+- the last layer (what the head stage re-fits) is found walking back from the output over an
+  optional SOFTMAX or LOGISTIC and an optional RESHAPE to a FULLY_CONNECTED, or a 1x1
+  CONV_2D on a 1x1 map (as TFLM's person-detection model ends); its input is the feature
+  vector.
 """
 
 from __future__ import annotations
@@ -90,17 +98,20 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class FinalLayer:
-    """The graph's last FULLY_CONNECTED: what the head stage replaces."""
+    """The graph's last layer: what the head stage replaces or corrects."""
 
     op_index: int
     feature: TensorInfo
-    weights: np.ndarray  # int8 (classes, features)
-    bias: np.ndarray  # int32 (classes,)
+    weights: np.ndarray  # int8 (outputs, features)
+    bias: np.ndarray  # int32 (outputs,)
     weight_scales: tuple[float, ...]
     multipliers: tuple[int, ...]
     shifts: tuple[int, ...]
     activation: str
     produces_output: bool
+    op: str = "FULLY_CONNECTED"  # or CONV_2D (1x1 on a 1x1 map)
+    # What follows the layer on the way to the output: "SOFTMAX", "LOGISTIC" or "".
+    then: str = ""
 
     @property
     def per_channel(self) -> bool:
@@ -111,19 +122,20 @@ class FinalLayer:
 
         Raises TinyfixError when the core's head cannot express the layer: it has no fused
         activation and writes the model's output tensor. Per-tensor and per-channel weight
-        quantization both map onto its per-class multipliers.
+        quantization both map onto its per-row multipliers.
         """
         if not self.produces_output or self.activation != "NONE":
-            raise TinyfixError("the last FULLY_CONNECTED is not the model's output layer "
+            raise TinyfixError(f"the last {self.op} is not the model's output layer "
                                f"(activation {self.activation})")
         p = Params.identity(core, model)
         c = p.c
-        n_features = self.weights.shape[1]
+        n_rows, n_features = self.weights.shape
         c.flags = STAGE_HEAD | STAGE_SCALE
         c.n_features = n_features
-        n_classes = self.weights.shape[0]
-        for k in range(n_classes):
-            # A per-tensor layer has one multiplier; every class uses it.
+        c.head_rows = n_rows
+        c.head_columns = 0
+        for k in range(n_rows):
+            # A per-tensor layer has one multiplier; every row uses it.
             c.head.multiplier[k] = self.multipliers[k if len(self.multipliers) > 1 else 0]
             c.head.shift[k] = self.shifts[k if len(self.shifts) > 1 else 0]
         for i, b in enumerate(self.bias.tolist()):
@@ -135,7 +147,11 @@ class FinalLayer:
 
 @dataclass(frozen=True)
 class ModelGraph:
-    """A parsed .tflite: tensors the device reports, its ops and its last layer."""
+    """A parsed .tflite: tensors the device reports, its ops and its last layer.
+
+    `output` is the tensor TinyFix corrects (before a trailing DEQUANTIZE, see the module
+    docstring); `dequantized` says a DEQUANTIZE follows it. `kind` is "classifier",
+    "binary" or "autoencoder". `head_note` says why there is no usable last layer."""
 
     data: bytes
     crc: int
@@ -145,6 +161,9 @@ class ModelGraph:
     feature: TensorInfo | None
     final: FinalLayer | None
     name: str = ""
+    kind: str = "classifier"
+    dequantized: bool = False
+    head_note: str = ""
 
     @classmethod
     def load(cls, path: str | Path) -> ModelGraph:
@@ -168,18 +187,24 @@ class ModelGraph:
 
     @property
     def n_classes(self) -> int:
-        return self.output.n_elements
+        """Classes: one per output element, two for a binary model or an autoencoder."""
+        return self.output.n_elements if self.kind == "classifier" else 2
 
     def model_info(self, core: Core) -> ModelInfo:
-        """The core's view of the model (channels: the input's last dimension)."""
+        """The core's view of the model (channels: the input's last dimension, when the
+        core holds that many; otherwise the input stage is not available)."""
         lib = core.lib
         channels = self.input.shape[-1] if self.input.shape else 0
         if self.input.dtype != DType.INT8 or channels > lib.TINYFIX_MAX_CHANNELS:
             channels = 0
         n_features = 0 if self.feature is None else self.feature.n_elements
-        if n_features > lib.TINYFIX_MAX_FEATURES:
+        if n_features > lib.TINYFIX_MAX_FEATURES or self.kind == "autoencoder":
             n_features = 0
         float_out = self.output.dtype == DType.FLOAT32
+        quantized_in = self.input.dtype in (DType.INT8, DType.INT16) and self.input.scale > 0
+        if self.input.dtype not in _CORE_OUTPUT:
+            raise TinyfixError(f"the input tensor is {self.input.dtype.name}; TinyFix feeds "
+                               "int8, int16 or float32 inputs")
         return ModelInfo(
             model_crc=self.crc,
             n_classes=self.n_classes,
@@ -187,10 +212,13 @@ class ModelGraph:
             output_scale=1.0 if float_out else self.output.scale,
             output_zero_point=0 if float_out else self.output.zero_point,
             n_channels=channels,
-            input_scale=self.input.scale if channels else 1.0,
-            input_zero_point=self.input.zero_point if channels else 0,
+            input_scale=self.input.scale if quantized_in else 1.0,
+            input_zero_point=self.input.zero_point if quantized_in else 0,
             n_features=n_features,
             feature_zero_point=self.feature.zero_point if n_features else 0,
+            kind=self.kind,
+            n_outputs=self.output.n_elements,
+            input_type=_CORE_OUTPUT[self.input.dtype],
         )
 
 
@@ -219,29 +247,67 @@ def _buffer(model: Any, sub: Any, index: int, dtype: type) -> np.ndarray:
     return np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype=dtype).copy()
 
 
-def _final_layer(fb: ModuleType, model: Any, sub: Any, ops: list[str],
-                 output: TensorInfo) -> FinalLayer | None:
-    at = len(ops) - 1
-    if ops and ops[-1] == "SOFTMAX":
-        at -= 1
-    if at < 0 or ops[at] != "FULLY_CONNECTED":
-        return None
-    op = sub.operators[at]
+def _producers(sub: Any) -> dict[int, int]:
+    """Operator index that writes each tensor."""
+    return {int(t): i for i, op in enumerate(sub.operators or []) for t in op.outputs}
+
+
+def _layer_weights(fb: ModuleType, model: Any, sub: Any, op: Any, kind: str
+                   ) -> tuple[np.ndarray, np.ndarray, TensorInfo] | str:
+    """(weights (outputs, features), bias, weight tensor) of a FULLY_CONNECTED or 1x1
+    CONV_2D, or why it is not a layer the head stage can take."""
     inputs = [int(i) for i in op.inputs]
-    feature = _tensor(fb, sub, inputs[0], "feature")
-    if feature.dtype != DType.INT8 or len(inputs) < 2:
-        return None
+    if len(inputs) < 2:
+        return f"the last {kind} has no weights"
     w_info = _tensor(fb, sub, inputs[1], "weight")
-    if w_info.dtype != DType.INT8 or len(w_info.shape) != 2:
-        return None
-    out = _tensor(fb, sub, int(op.outputs[0]), "layer output")
-    weights = _buffer(model, sub, inputs[1], np.int8).reshape(w_info.shape)
-    n_classes = w_info.shape[0]
+    if w_info.dtype != DType.INT8:
+        return f"the last {kind}'s weights are {w_info.dtype.name}, not int8"
+    weights = _buffer(model, sub, inputs[1], np.int8)
+    if kind == "CONV_2D":
+        if len(w_info.shape) != 4 or w_info.shape[1:3] != (1, 1):
+            return "the last CONV_2D is not a 1x1 convolution"
+        weights = weights.reshape(w_info.shape[0], w_info.shape[3])
+    elif len(w_info.shape) != 2:
+        return "the last FULLY_CONNECTED's weights are not a matrix"
+    else:
+        weights = weights.reshape(w_info.shape)
+    n_out = weights.shape[0]
     if len(inputs) > 2 and inputs[2] >= 0:
         bias = _buffer(model, sub, inputs[2], np.int32)
     else:
-        bias = np.zeros(n_classes, dtype=np.int32)
-    w_scales = w_info.scales if len(w_info.scales) > 1 else (w_info.scale,) * n_classes
+        bias = np.zeros(n_out, dtype=np.int32)
+    return weights, bias, w_info
+
+
+def _final_layer(fb: ModuleType, model: Any, sub: Any, ops: list[str],
+                 output: TensorInfo) -> FinalLayer | str:
+    """The last layer by the head rule (module docstring), or why there is none."""
+    producers = _producers(sub)
+    at = producers.get(output.index)
+    then = ""
+    if at is not None and ops[at] in ("SOFTMAX", "LOGISTIC"):
+        then = ops[at]
+        at = producers.get(int(sub.operators[at].inputs[0]))
+    if at is not None and ops[at] == "RESHAPE":
+        at = producers.get(int(sub.operators[at].inputs[0]))
+    if at is None or ops[at] not in ("FULLY_CONNECTED", "CONV_2D"):
+        tail = ", ".join(ops[-3:]) or "no ops"
+        return ("the model does not end with FULLY_CONNECTED or a 1x1 CONV_2D (then "
+                f"optionally RESHAPE and SOFTMAX or LOGISTIC): its last ops are {tail}")
+    op, kind = sub.operators[at], ops[at]
+    feature = _tensor(fb, sub, int(op.inputs[0]), "feature")
+    if kind == "CONV_2D" and math.prod(feature.shape[1:-1]) != 1:
+        return "the last CONV_2D runs on a map larger than 1x1"
+    if feature.dtype != DType.INT8:
+        return (f"the last layer reads {feature.dtype.name} features (a 16x8 model): the head "
+                "stage re-fits int8 layers only")
+    found = _layer_weights(fb, model, sub, op, kind)
+    if isinstance(found, str):
+        return found
+    weights, bias, w_info = found
+    out = _tensor(fb, sub, int(op.outputs[0]), "layer output")
+    n_out = weights.shape[0]
+    w_scales = w_info.scales if len(w_info.scales) > 1 else (w_info.scale,) * n_out
     quant = [
         quantize_multiplier(float(np.float32(feature.scale)) * float(np.float32(s))
                             / float(np.float32(out.scale)))
@@ -249,12 +315,46 @@ def _final_layer(fb: ModuleType, model: Any, sub: Any, ops: list[str],
     ]
     options = op.builtinOptions
     act = getattr(options, "fusedActivationFunction", 0) if options is not None else 0
+    # A RESHAPE keeps values and quantization, so the layer writes the output's numbers.
+    same = (out.scale, out.zero_point) == (output.scale, output.zero_point)
     return FinalLayer(
         op_index=at, feature=feature, weights=weights, bias=bias, weight_scales=w_scales,
         multipliers=tuple(m for m, _ in quant), shifts=tuple(s for _, s in quant),
         activation=_names(fb.ActivationFunctionType).get(act, str(act)),
-        produces_output=out.index == output.index,
+        produces_output=not then and same, op=kind, then=then,
     )
+
+
+def _hybrid_note(fb: ModuleType, model: Any, sub: Any, ops: list[str]) -> str:
+    """Why TFLM cannot run a dynamic-range ("hybrid") model, or "" when it is not one."""
+    for i, op in enumerate(sub.operators or []):
+        inputs = [int(t) for t in op.inputs if int(t) >= 0]
+        types = [sub.tensors[t].type for t in inputs]
+        consts = [model.buffers[sub.tensors[t].buffer].data is not None for t in inputs]
+        float_activation = any(t == fb.TensorType.FLOAT32 and not c
+                               for t, c in zip(types, consts, strict=True))
+        int8_weights = any(t == fb.TensorType.INT8 and c
+                           for t, c in zip(types, consts, strict=True))
+        if float_activation and int8_weights:
+            return (f"is a dynamic-range (\"hybrid\") quantized model: its {ops[i]} takes "
+                    "float activations with int8 weights, which TensorFlow Lite Micro cannot "
+                    "run. Convert it with full-integer quantization: "
+                    "converter.optimizations = [tf.lite.Optimize.DEFAULT], "
+                    "converter.representative_dataset = <a few hundred real inputs>, "
+                    "converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]"
+                    ", converter.inference_input_type = converter.inference_output_type = "
+                    "tf.int8")
+    return ""
+
+
+def _kind(inp: TensorInfo, out: TensorInfo, ops: list[str]) -> str:
+    if out.n_elements == 1:
+        return "binary"
+    same_shape = tuple(d for d in inp.shape if d != 1) == tuple(d for d in out.shape if d != 1)
+    if (same_shape and inp.n_elements == out.n_elements and inp.n_elements >= 8
+            and "SOFTMAX" not in ops[-2:]):
+        return "autoencoder"
+    return "classifier"
 
 
 def _describe(fb: ModuleType, model: Any, data: bytes, name: str) -> ModelGraph:
@@ -274,14 +374,28 @@ def _describe(fb: ModuleType, model: Any, data: bytes, name: str) -> ModelGraph:
     if len(sub.inputs) != 1 or len(sub.outputs) != 1:
         raise TinyfixError(f"{name} has {len(sub.inputs)} inputs and {len(sub.outputs)} "
                            "outputs; TinyFix devices run models with one of each")
+    hybrid = _hybrid_note(fb, model, sub, ops)
+    if hybrid:
+        raise TinyfixError(f"{name} {hybrid}")
     inp = _tensor(fb, sub, int(sub.inputs[0]), "input")
     out = _tensor(fb, sub, int(sub.outputs[0]), "output")
+    dequantized = False
+    last = _producers(sub).get(out.index)
+    if last is not None and ops[last] == "DEQUANTIZE":
+        out = _tensor(fb, sub, int(sub.operators[last].inputs[0]), "dequantized output")
+        dequantized = True
     if out.dtype not in _CORE_OUTPUT:
         raise TinyfixError(f"the output tensor is {out.dtype.name}; the TinyFix core corrects "
                            "int8, int16 or float32 outputs")
-    if out.n_elements < 2:
-        raise TinyfixError(f"the output tensor has {out.n_elements} element; TinyFix "
-                           "corrects models with at least two classes")
+    if out.n_elements < 1:
+        raise TinyfixError(f"{name}'s output tensor is empty")
+    if out.n_elements > 64 and _kind(inp, out, ops) == "classifier":
+        raise TinyfixError(f"{name} has {out.n_elements} outputs; TinyFix corrects classifiers "
+                           "of 1 to 64 classes, or autoencoders (output of the input's shape)")
+    kind = _kind(inp, out, ops)
     final = _final_layer(fb, model, sub, ops, out)
+    note = final if isinstance(final, str) else ""
+    layer = None if isinstance(final, str) else final
     return ModelGraph(data=data, crc=zlib.crc32(data), ops=tuple(ops), input=inp, output=out,
-                      feature=None if final is None else final.feature, final=final, name=name)
+                      feature=None if layer is None else layer.feature, final=layer, name=name,
+                      kind=kind, dequantized=dequantized, head_note=note)

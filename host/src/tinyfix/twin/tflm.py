@@ -86,7 +86,13 @@ class TflmRunner:
         start = time.perf_counter_ns()
         self._interp.invoke()
         spent = time.perf_counter_ns() - start
-        raw = np.ascontiguousarray(self._interp.get_output(0)).tobytes()
+        if self.graph.dequantized:
+            # The numbers TinyFix corrects: the int8 tensor before the float conversion.
+            got = self._interp.GetTensor(self.graph.output.index, 0)
+            raw = np.ascontiguousarray(got["tensor_data"],
+                                       dtype=NUMPY_DTYPE[self.graph.output.dtype]).tobytes()
+        else:
+            raw = np.ascontiguousarray(self._interp.get_output(0)).tobytes()
         feats = None
         if features and self.graph.feature is not None:
             got = self._interp.GetTensor(self.graph.feature.index, 0)
@@ -97,7 +103,7 @@ class TflmRunner:
         """Raw outputs (N, classes) and features (N, F) for a batch of quantized inputs."""
         n = x.shape[0]
         out_dtype = NUMPY_DTYPE[self.graph.output.dtype]
-        raws = np.empty((n, self.graph.n_classes), dtype=out_dtype)
+        raws = np.empty((n, self.graph.output.n_elements), dtype=out_dtype)
         feats = None
         if self.graph.feature is not None:
             feats = np.empty((n, self.graph.feature.n_elements), dtype=np.int8)

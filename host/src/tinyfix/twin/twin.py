@@ -25,7 +25,6 @@ from tinyfix import __version__
 from tinyfix.core import Q16, Core, Corrector, Params
 from tinyfix.errors import CoreError, TinyfixError
 from tinyfix.twin.dispatcher import (
-    DEFAULT_MAX_FRAME,
     DeviceOps,
     Dispatcher,
     Invoked,
@@ -38,13 +37,28 @@ from tinyfix.twin.pty_server import PtyServer
 from tinyfix.twin.sensor import WINDOW_MS, Sensor
 from tinyfix.twin.tflm import TflmRunner
 from tinyfix.wire.messages import TensorDesc
-from tinyfix.wire.protocol import DType, Status
+from tinyfix.wire.protocol import MIN_FRAME, OVERHEAD, DType, Status
+
+# The simulated device sizes its frames to the model, as a firmware build would: enough for
+# a whole INFER of a small model, chunks (WRITE/READ) for a large one.
+SMALLEST_FRAME = 1024
+LARGEST_FRAME = 8192
+INFER_RSP_FIXED = 27  # INFER response fields besides the tensors, docs/protocol.md 5.2
 
 log = logging.getLogger("tinyfix.twin")
 
 BOARD = "tinyfix-twin"
 # INFER cycles are host nanoseconds (time.perf_counter_ns), which INFO says with cycle_hz.
 CYCLE_HZ = 1_000_000_000
+
+
+def frame_for(graph: ModelGraph) -> int:
+    """A frame that carries this model's whole INFER (request and response) when that is at
+    most LARGEST_FRAME bytes, else LARGEST_FRAME (the rest goes in chunks)."""
+    features = graph.feature.n_elements if graph.feature is not None else 0
+    request = OVERHEAD + 2 + graph.input.nbytes
+    response = OVERHEAD + INFER_RSP_FIXED + graph.output.nbytes + 2 * graph.n_classes + features
+    return max(MIN_FRAME, SMALLEST_FRAME, min(LARGEST_FRAME, max(request, response)))
 
 
 def default_model() -> Path:
@@ -71,7 +85,8 @@ class Twin:
             the same file boots with the stored set. None: no persistence.
         params: parameter blob to boot with when nothing is persisted (default: identity).
         variant: core build, "fixed" (every Cortex-M) or "float" (FPU path).
-        max_frame: largest frame the device accepts and sends.
+        max_frame: largest frame the device accepts and sends (default: sized to the
+            model, see frame_for()).
         realtime: deliver CAPTURE windows at the sensor's pace (1.28 s each) instead of at
             once.
     """
@@ -87,7 +102,7 @@ class Twin:
         persist: str | Path | None = None,
         params: bytes | None = None,
         variant: str = "fixed",
-        max_frame: int = DEFAULT_MAX_FRAME,
+        max_frame: int | None = None,
         realtime: bool = False,
     ) -> None:
         self._boot = time.monotonic()
@@ -122,7 +137,7 @@ class Twin:
             persist=self._persist if self.persist_path is not None else None,
             cycles=lambda: time.perf_counter_ns(),
             uptime_ms=self.uptime_ms,
-        ), max_frame=max_frame)
+        ), max_frame=max_frame if max_frame is not None else frame_for(self.graph))
 
     # Life cycle.
 

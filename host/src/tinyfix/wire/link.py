@@ -42,22 +42,30 @@ from tinyfix.wire.messages import (
     InfoRequest,
     InfoResponse,
     Message,
+    ReadRequest,
+    ReadResponse,
     SetParamsRequest,
     SetParamsResponse,
     StatsRequest,
     StatsResponse,
+    WriteRequest,
+    WriteResponse,
     decode_message,
 )
 from tinyfix.wire.protocol import (
     MAX_FRAME_LIMIT,
     MIN_FRAME,
     OVERHEAD,
+    READ_RSP_FIXED,
     RETRYABLE,
     VERSION,
+    WRITE_REQ_FIXED,
+    Cap,
     DType,
     Flag,
     MsgType,
     Status,
+    Target,
     describe_status,
     wire_max,
 )
@@ -70,6 +78,8 @@ DEFAULT_TIMEOUTS: Mapping[MsgType, float] = {
     MsgType.SET_PARAMS: 3.0,
     MsgType.INFER: 2.0,
     MsgType.CAPTURE: 5.0,
+    MsgType.WRITE: 1.0,
+    MsgType.READ: 1.0,
 }
 DEFAULT_RETRIES = 3
 BUSY_BACKOFF_S = 0.05
@@ -134,6 +144,7 @@ class Link:
         self.max_frame = max_frame
         self.name = name or str(getattr(port, "port", None) or getattr(port, "name", "port"))
         self.stats = LinkStats()
+        self.device: InfoResponse | None = None
         self._seq = random.randrange(0x10000) if seq is None else seq & 0xFFFF
         self._decoder = FrameDecoder(MAX_FRAME_LIMIT)
         self._pending: deque[Frame] = deque()
@@ -168,12 +179,84 @@ class Link:
         if rsp.proto_version != VERSION:
             raise ProtocolVersionError(rsp.proto_version, VERSION)
         self.max_frame = max(OVERHEAD, min(rsp.max_frame, MAX_FRAME_LIMIT))
+        self.device = rsp
         return rsp
+
+    @property
+    def chunks(self) -> bool:
+        """Whether the device (as of its INFO) takes WRITE and READ."""
+        return self.device is not None and bool(self.device.caps & Cap.CHUNKS)
+
+    def fits(self, payload_len: int) -> bool:
+        """Whether a payload of this many bytes fits one frame of this device."""
+        return payload_len + OVERHEAD <= self.max_frame
 
     def infer(
         self, input: bytes, *, label: int = -1, features: bool = False, reset: bool = False
     ) -> InferResponse:
-        return self.request(InferRequest(bytes(input), label, features, reset), InferResponse)
+        """Run one input; an input beyond one frame is written into the device's input
+        tensor first (WRITE), and outputs or features beyond one frame are read after."""
+        req = InferRequest(bytes(input), label, features, reset)
+        if not self.fits(2 + len(input)):
+            self._need_chunks(f"an input of {len(input)} bytes")
+            self.write_object(Target.INPUT, bytes(input))
+            req = InferRequest(b"", label, features, reset, staged=True)
+        rsp = self.request(req, InferResponse)
+        if rsp.status != 0 or not (rsp.raw_deferred or rsp.features_deferred):
+            return rsp
+        raw = self.read_object(Target.OUTPUT) if rsp.raw_deferred else rsp.raw
+        feats = self.read_object(Target.FEATURES) if rsp.features_deferred else rsp.features
+        return rsp.with_tensors(raw, feats)
+
+    def _need_chunks(self, what: str) -> None:
+        if not self.chunks:
+            raise FrameTooLarge(
+                f"{what} exceeds the device's frame limit of {self.max_frame} bytes and the "
+                f"device on {self.name} cannot take it in chunks (no WRITE/READ)"
+                + ("" if self.device is not None else " (read INFO first)"))
+
+    def write_object(self, target: int, data: bytes) -> None:
+        """Stage `data` on the device with WRITE chunks. The device says after every chunk
+        how far it got, so a lost, repeated or late chunk costs a resend, never a gap or a
+        chunk applied twice."""
+        total = len(data)
+        if total == 0:
+            raise WireError("cannot WRITE an empty object")
+        room = self.max_frame - OVERHEAD - WRITE_REQ_FIXED
+        offset, stalls = 0, 0
+        while True:
+            piece = data[offset:offset + room]
+            rsp = self.request(WriteRequest(target, offset, total, piece), WriteResponse)
+            if rsp.total != total or rsp.next > total:
+                raise WireError(f"WRITE to {self.name}: the device reports {rsp.next} of "
+                                f"{rsp.total} bytes for an object of {total}")
+            if rsp.next == total:
+                return
+            if rsp.next == offset + len(piece):
+                stalls = 0
+            else:
+                stalls += 1  # the device missed a chunk (or kept an older transfer)
+                if stalls > self.retries:
+                    raise WireError(f"WRITE to {self.name} makes no progress at byte "
+                                    f"{rsp.next} of {total}")
+            offset = rsp.next
+
+    def read_object(self, target: int) -> bytes:
+        """Read a whole object (the active parameter set, the last raw output or features)
+        in READ chunks."""
+        room = self.max_frame - OVERHEAD - READ_RSP_FIXED
+        out = bytearray()
+        total: int | None = None
+        while total is None or len(out) < total:
+            rsp = self.request(ReadRequest(target, len(out), room), ReadResponse)
+            if rsp.offset != len(out) or (total is not None and rsp.total != total):
+                raise WireError(f"READ from {self.name}: got bytes at {rsp.offset} of "
+                                f"{rsp.total}, asked for {len(out)}")
+            total = rsp.total
+            if not rsp.data and len(out) < total:
+                raise WireError(f"READ from {self.name} returned no data at byte {len(out)}")
+            out += rsp.data
+        return bytes(out[:total])
 
     def capture(
         self, count: int, dtype: int = DType.FLOAT32, *, timeout: float | None = None
@@ -187,11 +270,25 @@ class Link:
                 yield rsp
 
     def get_params(self) -> bytes:
+        """The active parameter blob (READ in chunks when the device can)."""
+        if self.chunks:
+            return self.read_object(Target.PARAMS)
         return self.request(GetParamsRequest(), GetParamsResponse).blob
 
     def set_params(self, blob: bytes, *, persist: bool = True) -> SetParamsResponse:
-        """Send a parameter blob; ParamsRejected (with the device's code) if refused."""
+        """Send a parameter blob (staged with WRITE when it exceeds a frame); the device
+        checks it whole before it replaces the active set. ParamsRejected (with the
+        device's code) if refused."""
         req = SetParamsRequest(bytes(blob), persist)
+        if not self.fits(len(blob)):
+            self._need_chunks(f"a parameter set of {len(blob)} bytes")
+            if self.device is not None and 0 < self.device.max_params < len(blob):
+                raise FrameTooLarge(
+                    f"the parameter set of {len(blob)} bytes exceeds the {self.device.max_params}"
+                    f" bytes the device on {self.name} stages (a larger build, e.g. "
+                    "CONFIG_TINYFIX_MAX_HEAD_WEIGHTS, or a smaller head budget)")
+            self.write_object(Target.PARAMS, bytes(blob))
+            req = SetParamsRequest(b"", persist, staged=True)
         seq = self._seq
         rsp = self.request(req, SetParamsResponse)
         if rsp.status != 0:

@@ -23,6 +23,7 @@ from tinyfix.wire.protocol import (
     VERSION,
     DType,
     Flag,
+    InferFlag,
     MsgType,
     Status,
 )
@@ -64,6 +65,10 @@ class _Reader:
         out = self.data[self.pos :]
         self.pos = len(self.data)
         return out
+
+    @property
+    def left(self) -> int:
+        return len(self.data) - self.pos
 
 
 def _string(text: str, limit: int, what: str, *, cut: bool = False) -> bytes:
@@ -164,6 +169,16 @@ class InfoResponse(Message):
     fw_version: str = ""
     board: str = ""
     proto_version: int = VERSION
+    # Appended in the same protocol version (0 from a device that predates them): the
+    # model's kind and output count, and what the device can take.
+    model_kind: int = 0  # 0 classifier, 1 binary (one output), 2 autoencoder
+    n_outputs: int = 0
+    max_params: int = 0  # largest parameter blob SET_PARAMS takes, bytes
+    max_features: int = 0
+    max_head_weights: int = 0
+    max_channels: int = 0
+    max_anomaly_window: int = 0
+    _LIMITS: ClassVar[str] = "BIIHIHH"
 
     def encode(self) -> bytes:
         head = struct.pack(
@@ -175,6 +190,9 @@ class InfoResponse(Message):
             head + self.input.encode() + self.output.encode() + self.feature.encode()
             + _string(self.fw_version, STR_MAX, "fw_version")
             + _string(self.board, STR_MAX, "board")
+            + struct.pack("<" + self._LIMITS, self.model_kind, self.n_outputs, self.max_params,
+                          self.max_features, self.max_head_weights, self.max_channels,
+                          self.max_anomaly_window)
         )
 
     @classmethod
@@ -183,22 +201,27 @@ class InfoResponse(Message):
         (proto, caps, max_frame, model_crc, params_crc, params_format, n_classes, max_classes,
          max_window, cycle_hz) = r.unpack(cls._FIXED)
         inp, out, feat = TensorDesc.read(r), TensorDesc.read(r), TensorDesc.read(r)
+        fw, board = r.string(STR_MAX), r.string(STR_MAX)
+        limits = r.unpack(cls._LIMITS) if r.left >= struct.calcsize("<" + cls._LIMITS) else ()
         return cls(caps, max_frame, model_crc, params_crc, params_format, n_classes, max_classes,
-                   max_window, cycle_hz, inp, out, feat, r.string(STR_MAX), r.string(STR_MAX),
-                   proto)
+                   max_window, cycle_hz, inp, out, feat, fw, board, proto, *limits)
 
 
 @dataclass(frozen=True)
 class InferRequest(Message):
+    """INFER; with `staged` the input is the one WRITE put in the input tensor (empty here)."""
+
     TYPE: ClassVar[MsgType] = MsgType.INFER
 
     input: bytes
     label: int = -1
     want_features: bool = False
     reset: bool = False
+    staged: bool = False
 
     def flags(self) -> int:
-        return (Flag.FEATURES if self.want_features else 0) | (Flag.RESET if self.reset else 0)
+        return ((Flag.FEATURES if self.want_features else 0)
+                | (Flag.RESET if self.reset else 0) | (Flag.STAGED if self.staged else 0))
 
     def encode(self) -> bytes:
         return struct.pack("<h", self.label) + bytes(self.input)
@@ -207,7 +230,8 @@ class InferRequest(Message):
     def decode(cls, payload: bytes, flags: int = 0) -> InferRequest:
         r = _Reader(payload, "INFER request")
         label = r.one("h")
-        return cls(r.rest(), label, bool(flags & Flag.FEATURES), bool(flags & Flag.RESET))
+        return cls(r.rest(), label, bool(flags & Flag.FEATURES), bool(flags & Flag.RESET),
+                   bool(flags & Flag.STAGED))
 
 
 @dataclass(frozen=True)
@@ -225,6 +249,23 @@ class InferResponse(Message):
     raw: bytes
     prob: tuple[int, ...] = ()
     features: bytes = b""
+    # Appended in the same protocol version.
+    anomaly_score: int = 0  # Q16.16
+    result_flags: int = 0  # InferFlag (not the header flags)
+
+    @property
+    def anomaly(self) -> bool:
+        return bool(self.result_flags & InferFlag.ANOMALY)
+
+    @property
+    def raw_deferred(self) -> bool:
+        """The raw output did not fit the frame: READ it (Target.OUTPUT)."""
+        return bool(self.result_flags & InferFlag.RAW_DEFERRED)
+
+    @property
+    def features_deferred(self) -> bool:
+        """The features did not fit the frame: READ them (Target.FEATURES)."""
+        return bool(self.result_flags & InferFlag.FEATURES_DEFERRED)
 
     @property
     def confidence(self) -> float:
@@ -249,6 +290,7 @@ class InferResponse(Message):
             + bytes(self.raw)
             + struct.pack(f"<{len(self.prob)}H", *self.prob)
             + bytes(self.features)
+            + struct.pack("<iB", self.anomaly_score, self.result_flags)
         )
 
     @classmethod
@@ -258,8 +300,16 @@ class InferResponse(Message):
          n_features) = r.unpack(cls._FIXED)
         raw = r.take(raw_len)
         prob = r.unpack(f"{n_prob}H")
+        features = r.take(n_features)
+        extra = r.unpack("iB") if r.left >= 5 else ()
         return cls(status, top_class, decision, top_conf, cyc_invoke, cyc_fix, raw, tuple(prob),
-                   r.take(n_features))
+                   features, *extra)
+
+    def with_tensors(self, raw: bytes, features: bytes) -> InferResponse:
+        """This response with the raw output and features read separately (READ)."""
+        return InferResponse(self.status, self.top_class, self.decision, self.top_conf,
+                             self.cycles_invoke, self.cycles_tinyfix, raw, self.prob, features,
+                             self.anomaly_score, self.result_flags)
 
 
 @dataclass(frozen=True)
@@ -348,20 +398,23 @@ class GetParamsResponse(Message):
 
 @dataclass(frozen=True)
 class SetParamsRequest(Message):
+    """SET_PARAMS; with `staged` the blob is the one WRITE staged (empty here)."""
+
     TYPE: ClassVar[MsgType] = MsgType.SET_PARAMS
 
     blob: bytes
     persist: bool = True
+    staged: bool = False
 
     def flags(self) -> int:
-        return 0 if self.persist else int(NO_PERSIST)
+        return (0 if self.persist else int(NO_PERSIST)) | (Flag.STAGED if self.staged else 0)
 
     def encode(self) -> bytes:
         return bytes(self.blob)
 
     @classmethod
     def decode(cls, payload: bytes, flags: int = 0) -> SetParamsRequest:
-        return cls(bytes(payload), not flags & NO_PERSIST)
+        return cls(bytes(payload), not flags & NO_PERSIST, bool(flags & Flag.STAGED))
 
 
 @dataclass(frozen=True)
@@ -425,6 +478,87 @@ class StatsResponse(Message):
 
 
 @dataclass(frozen=True)
+class WriteRequest(Message):
+    """One chunk of an object staged on the device (docs/protocol.md 5.7)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.WRITE
+
+    target: int
+    offset: int
+    total: int
+    data: bytes
+
+    def encode(self) -> bytes:
+        return struct.pack("<BII", self.target, self.offset, self.total) + bytes(self.data)
+
+    @classmethod
+    def decode(cls, payload: bytes, flags: int = 0) -> WriteRequest:
+        r = _Reader(payload, "WRITE request")
+        target, offset, total = r.unpack("BII")
+        return cls(target, offset, total, r.rest())
+
+
+@dataclass(frozen=True)
+class WriteResponse(Message):
+    """How far the object got: `next` is the offset to send next."""
+
+    TYPE: ClassVar[MsgType] = MsgType.WRITE
+    RESPONSE: ClassVar[bool] = True
+
+    status: int
+    target: int
+    next: int
+    total: int
+
+    def encode(self) -> bytes:
+        return struct.pack("<hBII", self.status, self.target, self.next, self.total)
+
+    @classmethod
+    def decode(cls, payload: bytes, flags: int = 0) -> WriteResponse:
+        return cls(*_Reader(payload, "WRITE response").unpack("hBII"))
+
+
+@dataclass(frozen=True)
+class ReadRequest(Message):
+    """A piece of the active parameter set, the last raw output or features (5.8)."""
+
+    TYPE: ClassVar[MsgType] = MsgType.READ
+
+    target: int
+    offset: int
+    max_len: int
+
+    def encode(self) -> bytes:
+        return struct.pack("<BIH", self.target, self.offset, self.max_len)
+
+    @classmethod
+    def decode(cls, payload: bytes, flags: int = 0) -> ReadRequest:
+        return cls(*_Reader(payload, "READ request").unpack("BIH"))
+
+
+@dataclass(frozen=True)
+class ReadResponse(Message):
+    TYPE: ClassVar[MsgType] = MsgType.READ
+    RESPONSE: ClassVar[bool] = True
+
+    status: int
+    target: int
+    offset: int
+    total: int
+    data: bytes
+
+    def encode(self) -> bytes:
+        return struct.pack("<hBII", self.status, self.target, self.offset,
+                           self.total) + bytes(self.data)
+
+    @classmethod
+    def decode(cls, payload: bytes, flags: int = 0) -> ReadResponse:
+        r = _Reader(payload, "READ response")
+        status, target, offset, total = r.unpack("hBII")
+        return cls(status, target, offset, total, r.rest())
+
+
+@dataclass(frozen=True)
 class ErrorResponse(Message):
     TYPE: ClassVar[MsgType] = MsgType.ERROR
     RESPONSE: ClassVar[bool] = True
@@ -453,6 +587,8 @@ REQUESTS: dict[int, type[Message]] = {
     MsgType.GET_PARAMS: GetParamsRequest,
     MsgType.SET_PARAMS: SetParamsRequest,
     MsgType.STATS: StatsRequest,
+    MsgType.WRITE: WriteRequest,
+    MsgType.READ: ReadRequest,
 }
 RESPONSES: dict[int, type[Message]] = {
     MsgType.INFO: InfoResponse,
@@ -461,6 +597,8 @@ RESPONSES: dict[int, type[Message]] = {
     MsgType.GET_PARAMS: GetParamsResponse,
     MsgType.SET_PARAMS: SetParamsResponse,
     MsgType.STATS: StatsResponse,
+    MsgType.WRITE: WriteResponse,
+    MsgType.READ: ReadResponse,
     MsgType.ERROR: ErrorResponse,
 }
 

@@ -33,15 +33,19 @@ class MsgType(IntEnum):
     GET_PARAMS = 0x04
     SET_PARAMS = 0x05
     STATS = 0x06
+    WRITE = 0x07
+    READ = 0x08
     ERROR = 0x7F
 
 
 class Flag(IntFlag):
-    """Header flags. FEATURES/RESET apply to INFER, NO_PERSIST to SET_PARAMS."""
+    """Header flags. FEATURES/RESET apply to INFER, NO_PERSIST to SET_PARAMS, STAGED to both
+    (the data was put on the device with WRITE)."""
 
     NONE = 0
     FEATURES = 0x01
     RESET = 0x02
+    STAGED = 0x04
     MORE = 0x40
     RESPONSE = 0x80
 
@@ -56,6 +60,29 @@ class Cap(IntFlag):
     PERSIST = 0x04
     ADAPT = 0x08
     FLOAT = 0x10
+    CHUNKS = 0x20
+
+
+class Target(IntEnum):
+    """What WRITE and READ move: docs/protocol.md 5.7 and 5.8."""
+
+    INPUT = 1
+    PARAMS = 2
+    OUTPUT = 3
+    FEATURES = 4
+
+
+class InferFlag(IntFlag):
+    """INFER response flags (appended field)."""
+
+    NONE = 0
+    ANOMALY = 0x01
+    RAW_DEFERRED = 0x02
+    FEATURES_DEFERRED = 0x04
+
+
+WRITE_REQ_FIXED = 9
+READ_RSP_FIXED = 11
 
 
 DRIFT_ADVISED = 0x01

@@ -6,11 +6,14 @@
  * in with tinyfix_link_feed(); every complete request is executed against a tinyfix context
  * and answered through the platform's write callback.
  *
- * The dispatcher handles INFO, INFER (model through a callback, then tinyfix_process()),
- * CAPTURE (through a callback), GET_PARAMS, SET_PARAMS (validated and applied atomically
- * by tinyfix_set_params(), then persisted through a callback), STATS, the ERROR replies for
- * damaged frames, unknown types and wrong lengths, and the replay of a repeated request
- * from the kept response (a retried SET_PARAMS is never applied twice).
+ * The dispatcher handles INFO, INFER (model through a callback, then tinyfix_process(), or
+ * tinyfix_process_recon() for an autoencoder), CAPTURE (through a callback), GET_PARAMS,
+ * SET_PARAMS (validated and applied atomically by tinyfix_set_params(), then persisted
+ * through a callback), STATS, WRITE and READ (tensors and parameter sets of any size in
+ * chunks: an input written straight into the model's input tensor, a parameter blob staged
+ * whole before SET_PARAMS checks it, the raw output and features read where they lie), the
+ * ERROR replies for damaged frames, unknown types and wrong lengths, and the replay of a
+ * repeated request from the kept response (a retried SET_PARAMS is never applied twice).
  *
  * Portable C99: no OS calls, no heap, no float arithmetic. The caller owns the link struct,
  * its buffers and the context. Not ISR-safe: feed one link from one thread. The callbacks
@@ -32,7 +35,8 @@
  * static struct tinyfix_link link;
  * static const struct tinyfix_link_ops link_ops = {
  *	.write = uart_write, .info = fill_info, .invoke = run_model,
- *	.persist = save_params, .cycles = read_cycles, .uptime_ms = uptime,
+ *	.input_buffer = input_tensor, .persist = save_params, .cycles = read_cycles,
+ *	.uptime_ms = uptime,
  * };
  *
  * int link_start(struct tinyfix_ctx *ctx)
@@ -80,9 +84,6 @@ extern "C" {
 #error "TINYFIX_LINK_MAX_FEATURES must be in [0, 4096]"
 #endif
 
-/** Largest raw output tensor, bytes: TINYFIX_MAX_CLASSES elements of up to 4 bytes. */
-#define TINYFIX_LINK_MAX_RAW (TINYFIX_MAX_CLASSES * 4)
-
 /** Wire bytes of the largest link-level ERROR frame (header, status, seq, type, text, CRC). */
 #define TINYFIX_LINK_ERR_WIRE_MAX                                                                  \
 	TINYFIX_WIRE_WIRE_MAX(TINYFIX_WIRE_OVERHEAD + 6 + TINYFIX_WIRE_TEXT_MAX)
@@ -113,21 +114,33 @@ struct tinyfix_link_ops {
 	void (*info)(void *user, struct tinyfix_wire_info *info);
 
 	/**
-	 * Run the model on one input tensor.
+	 * Run the model on one input tensor. Nothing is copied back: the platform says where
+	 * the raw output and the features lie, and they must stay there, unchanged, until the
+	 * next invoke (the link reads them for the response and for READ requests).
 	 *
-	 * @param input    the input tensor bytes, exactly the size of the INFO input tensor
+	 * @param input    the input tensor bytes, exactly the size of the INFO input tensor;
+	 *                 the buffer ops->input_buffer returned when they were staged there
+	 *                 (then already in place: nothing to copy)
 	 * @param len      their count
-	 * @param raw      out: the raw output tensor, exactly the size of the INFO output tensor
-	 * @param features out: the int8 feature vector (INFO feature tensor), or NULL when the
-	 *                 link does not want it for this request
+	 * @param raw      out: where the raw output tensor lies (INFO output tensor size)
+	 * @param features out: where the int8 feature vector lies (INFO feature tensor), or
+	 *                 NULL when the link does not want it for this request
 	 * @param cycles   out: cycles spent in the interpreter's Invoke() (preset to 0); left 0,
 	 *                 the link measures the whole callback with the cycles callback
 	 * @retval 0 done
 	 * @retval <0 a TINYFIX_WIRE_ERR_* code for the ERROR reply; other values are sent as
 	 *         TINYFIX_WIRE_ERR_INVOKE
 	 */
-	int (*invoke)(void *user, const uint8_t *input, size_t len, uint8_t *raw, int8_t *features,
-		      uint32_t *cycles);
+	int (*invoke)(void *user, const uint8_t *input, size_t len, const uint8_t **raw,
+		      const int8_t **features, uint32_t *cycles);
+
+	/**
+	 * Optional: the model's input tensor memory (INFO input size), where WRITE INPUT puts
+	 * its chunks, so a large input is never held twice. NULL: inputs must fit one frame.
+	 * The platform must not write that memory itself while a staged input is pending
+	 * without calling tinyfix_link_input_clobbered().
+	 */
+	uint8_t *(*input_buffer)(void *user);
 
 	/**
 	 * Optional: wait for the next live sensor window and deliver it. NULL: CAPTURE is
@@ -164,6 +177,20 @@ struct tinyfix_link_ops {
 
 /** Caller-owned buffers; see TINYFIX_LINK_BUFFERS_DEFINE() for static ones. */
 struct tinyfix_link_buffers {
+	/**
+	 * Optional: where WRITE PARAMS stages a parameter blob larger than a frame before
+	 * SET_PARAMS checks it whole (TINYFIX_PARAMS_BLOB_MAX holds any set of this build).
+	 * NULL: parameter sets must fit one frame.
+	 */
+	uint8_t *params;
+	size_t params_size;
+	/**
+	 * Autoencoders with inputs staged by WRITE only: a copy of the input (INFO input size),
+	 * since Invoke() may reuse the input tensor's memory before the reconstruction error is
+	 * computed. NULL otherwise.
+	 */
+	uint8_t *recon;
+	size_t recon_size;
 	/** Receive buffer: its size is max_frame, the largest frame accepted and sent. */
 	uint8_t *rx;
 	size_t rx_size;
@@ -175,12 +202,18 @@ struct tinyfix_link_buffers {
 	size_t scratch_size;
 };
 
-/** Define static buffers for a link with largest frame @p max_frame, and their descriptor. */
-#define TINYFIX_LINK_BUFFERS_DEFINE(name, max_frame)                                               \
+/**
+ * Define static buffers for a link with largest frame @p max_frame, a staging area of
+ * @p params_size bytes for parameter blobs (0: none), and their descriptor.
+ */
+#define TINYFIX_LINK_BUFFERS_DEFINE(name, max_frame, params_size)                                  \
 	static uint8_t name##_rx[(max_frame)];                                                     \
 	static uint8_t name##_tx[TINYFIX_LINK_TX_SIZE(max_frame)];                                 \
 	static uint8_t name##_scratch[TINYFIX_LINK_SCRATCH_SIZE(max_frame)];                       \
+	static uint8_t name##_params[(params_size) > 0 ? (params_size) : 1];                       \
 	static const struct tinyfix_link_buffers name = {                                          \
+		.params = (params_size) > 0 ? name##_params : NULL,                                \
+		.params_size = (params_size),                                                      \
 		.rx = name##_rx,                                                                   \
 		.rx_size = sizeof(name##_rx),                                                      \
 		.tx = name##_tx,                                                                   \
@@ -189,9 +222,17 @@ struct tinyfix_link_buffers {
 		.scratch_size = sizeof(name##_scratch),                                            \
 	}
 
+/** An object being staged by WRITE requests. */
+struct tinyfix_link_staging {
+	/** Length announced in its chunks; 0 when nothing is staged. */
+	uint32_t total;
+	/** Bytes received in order: the next chunk's offset. */
+	uint32_t received;
+};
+
 /**
  * One device end of the link. Caller-owned; treat the fields as private and read the
- * counters with tinyfix_link_stats(). Its size is fixed by TINYFIX_MAX_* (it holds a staging
+ * counters with tinyfix_link_stats(). Its size is fixed by TINYFIX_MAX_* (it holds a decoded
  * parameter set, so with the head stage it is about as large as the context).
  */
 struct tinyfix_link {
@@ -202,8 +243,22 @@ struct tinyfix_link {
 	/** Static INFO fields from ops->info. */
 	struct tinyfix_wire_info info;
 	size_t input_len;
-	uint16_t raw_len;
+	size_t raw_len;
 	uint16_t n_features;
+	/** Largest blob SET_PARAMS can take (inline or staged). */
+	size_t max_params;
+
+	/** WRITE staging: the input (in ops->input_buffer) and a parameter blob (in params). */
+	struct tinyfix_link_staging staged_input;
+	struct tinyfix_link_staging staged_params;
+	uint8_t *input_tensor;
+	uint8_t *params_buf;
+	size_t params_buf_size;
+	uint8_t *recon;
+	size_t recon_size;
+	/** Where the last INFER's raw output and features lie (READ OUTPUT / FEATURES). */
+	const uint8_t *last_raw;
+	const int8_t *last_features;
 
 	uint8_t *tx;
 	size_t tx_size;
@@ -217,8 +272,6 @@ struct tinyfix_link {
 	size_t scratch_size;
 	uint8_t err_wire[TINYFIX_LINK_ERR_WIRE_MAX];
 
-	uint8_t raw[TINYFIX_LINK_MAX_RAW];
-	int8_t features[TINYFIX_LINK_MAX_FEATURES > 0 ? TINYFIX_LINK_MAX_FEATURES : 1];
 	/** Decoding target of SET_PARAMS; too large for a thread stack with the head stage. */
 	struct tinyfix_params staging;
 	struct tinyfix_result result;
@@ -231,9 +284,9 @@ struct tinyfix_link {
  * @brief Prepare a link for a context whose model is set up (tinyfix_init() done).
  *
  * Calls ops->info once and checks that the model's tensors fit this build and the buffers:
- * the output tensor has n_classes elements of the core's output type, the feature vector
- * fits TINYFIX_LINK_MAX_FEATURES, and the largest INFER response and parameter blob fit
- * max_frame.
+ * the output tensor has the context model's output count and type, the feature vector fits
+ * TINYFIX_LINK_MAX_FEATURES, and an input or parameter blob larger than a frame has a place
+ * to be staged (ops->input_buffer, bufs->params).
  *
  * @param link Link state, owned by the caller.
  * @param ctx  Initialised tinyfix context; the link calls the core on it.
@@ -247,7 +300,9 @@ struct tinyfix_link {
  *         match the context's model.
  * @retval TINYFIX_WIRE_ERR_UNSUPPORTED A tensor type the link cannot carry.
  * @retval TINYFIX_WIRE_ERR_NO_SPACE tx or scratch smaller than max_frame needs, the feature
- *         vector above TINYFIX_LINK_MAX_FEATURES, or a response that cannot fit max_frame.
+ *         vector above TINYFIX_LINK_MAX_FEATURES, an input or the largest parameter blob of
+ *         this model beyond one frame without a staging place, or an autoencoder whose
+ *         staged input has no bufs->recon copy.
  */
 int tinyfix_link_init(struct tinyfix_link *link, struct tinyfix_ctx *ctx,
 		      const struct tinyfix_link_ops *ops, void *user,
@@ -278,6 +333,22 @@ int tinyfix_link_feed(struct tinyfix_link *link, const uint8_t *data, size_t len
  * @param stats Out.
  */
 void tinyfix_link_stats(const struct tinyfix_link *link, struct tinyfix_wire_stats *stats);
+
+/**
+ * @brief Tell the link the platform wrote the model's input tensor itself (local inference):
+ * an input staged by WRITE is gone, and INFER STAGED is refused until a new one is written.
+ *
+ * @param link Link.
+ */
+void tinyfix_link_input_clobbered(struct tinyfix_link *link);
+
+/**
+ * @brief Whether a WRITE transfer into the input tensor is under way or complete but not yet
+ * consumed by INFER: local inference should wait (or call tinyfix_link_input_clobbered()).
+ *
+ * @param link Link.
+ */
+bool tinyfix_link_input_pending(const struct tinyfix_link *link);
 
 /**
  * @brief Forget the kept response, so that no request is answered as a repeat.

@@ -35,8 +35,12 @@
  *   - TINYFIX_MAX_VOTE_FRAMES    frames kept for voting (default 16)
  *   - TINYFIX_MAX_ANOMALY_WINDOW samples in the adaptive-threshold window (default 64)
  *   - TINYFIX_MAX_CHANNELS       input channels for input correction (default 8)
- *   - TINYFIX_MAX_FEATURES       features of the re-fitted last layer; 0 compiles the head
- *                                stage out (default 0)
+ *   - TINYFIX_MAX_FEATURES       length of the feature vector the re-fitted last layer reads;
+ *                                0 compiles the head stage out (default 0)
+ *   - TINYFIX_MAX_HEAD_WEIGHTS   int8 weights a re-fitted head stores: rows x features for a
+ *                                whole layer, rows x columns for a residual on a subset of
+ *                                the features (default TINYFIX_MAX_CLASSES x
+ *                                TINYFIX_MAX_FEATURES: any whole layer)
  *   - TINYFIX_USE_FLOAT          1: stages 1-2 use float math (for cores with an FPU);
  *                                0: integer only (default 0)
  *   - TINYFIX_WITH_VOTE, TINYFIX_WITH_ANOMALY, TINYFIX_WITH_INPUT, TINYFIX_WITH_ADAPT,
@@ -76,6 +80,9 @@ extern "C" {
 #ifndef TINYFIX_MAX_FEATURES
 #define TINYFIX_MAX_FEATURES 0
 #endif
+#ifndef TINYFIX_MAX_HEAD_WEIGHTS
+#define TINYFIX_MAX_HEAD_WEIGHTS (TINYFIX_MAX_CLASSES * TINYFIX_MAX_FEATURES)
+#endif
 #ifndef TINYFIX_USE_FLOAT
 #define TINYFIX_USE_FLOAT 0
 #endif
@@ -110,9 +117,17 @@ extern "C" {
 #if TINYFIX_MAX_FEATURES < 0 || TINYFIX_MAX_FEATURES > 4096
 #error "TINYFIX_MAX_FEATURES must be in [0, 4096]"
 #endif
+#if TINYFIX_MAX_FEATURES > 0 &&                                                                    \
+	(TINYFIX_MAX_HEAD_WEIGHTS < 1 || TINYFIX_MAX_HEAD_WEIGHTS > 262144)
+#error "TINYFIX_MAX_HEAD_WEIGHTS must be in [1, 262144]"
+#endif
+/** Most features a head reads: every one for a whole layer, fewer if the weights limit it. */
+#define TINYFIX_HEAD_MAX_COLUMNS                                                                   \
+	(TINYFIX_MAX_HEAD_WEIGHTS < TINYFIX_MAX_FEATURES ? TINYFIX_MAX_HEAD_WEIGHTS                \
+							 : (TINYFIX_MAX_FEATURES > 0 ? TINYFIX_MAX_FEATURES : 1))
 
 /** Format version of struct tinyfix_params and of its encoded blob. */
-#define TINYFIX_PARAMS_VERSION 1
+#define TINYFIX_PARAMS_VERSION 2
 
 /** Decision value when the top class is below its confidence threshold. */
 #define TINYFIX_NO_DECISION (-1)
@@ -149,6 +164,22 @@ enum tinyfix_dtype {
 	TINYFIX_DTYPE_INT8 = 0,
 	TINYFIX_DTYPE_INT16 = 1,
 	TINYFIX_DTYPE_FLOAT32 = 2,
+};
+
+/** How the model's output tensor maps onto classes. */
+enum tinyfix_model_kind {
+	/** One output element per class (n_outputs == n_classes). */
+	TINYFIX_MODEL_CLASSIFIER = 0,
+	/**
+	 * One output element, class 1's logit (or its probability, a sigmoid output); class 0
+	 * is the complement. n_outputs 1, n_classes 2.
+	 */
+	TINYFIX_MODEL_BINARY = 1,
+	/**
+	 * The output reconstructs the input (same element count): the anomaly score is the
+	 * reconstruction error (tinyfix_process_recon()). n_classes 2: normal, anomaly.
+	 */
+	TINYFIX_MODEL_AUTOENCODER = 2,
 };
 
 /** What the model's output means. */
@@ -222,15 +253,19 @@ struct tinyfix_quant {
 struct tinyfix_model_info {
 	/** CRC32 (IEEE, as zlib.crc32) of the model flatbuffer the parameters must match. */
 	uint32_t model_crc;
-	/** Number of classes (output tensor elements). */
+	/** Number of classes: output elements, 2 for a binary model or an autoencoder. */
 	uint16_t n_classes;
+	/** enum tinyfix_model_kind. */
+	uint8_t kind;
+	/** Output tensor elements (0 means n_classes; 1 for a binary model). */
+	uint32_t n_outputs;
 	/** Element type of the output tensor. */
 	enum tinyfix_dtype output_type;
 	/** Output quantization (ignored for float32). */
 	struct tinyfix_quant output_quant;
 	/** Input channels (e.g. 3 for an accelerometer); 0 when input correction is unused. */
 	uint16_t n_channels;
-	/** Input tensor quantization (int8 input tensor). */
+	/** Input tensor quantization (int8 input tensor; needed for channels or recon). */
 	struct tinyfix_quant input_quant;
 	/** Length of the int8 feature vector feeding the last layer; 0 if not available. */
 	uint16_t n_features;
@@ -256,6 +291,34 @@ struct tinyfix_anomaly_params {
 	uint16_t window;     /**< samples in the sliding window, [2, TINYFIX_MAX_ANOMALY_WINDOW] */
 	uint16_t warmup;     /**< samples before any decision, [2, window] */
 	uint16_t alpha_q8;   /**< alpha in Q8.8, [1, 65535] (up to 256.0) */
+	/**
+	 * Smallest deviation from the window mean that counts as an anomaly, Q16.16 score
+	 * units, [0, 128.0]: a floor under alpha * sigma, so that a quiet baseline (sigma near
+	 * 0) does not turn every small wobble into an alarm. 0: alpha * sigma alone.
+	 */
+	int32_t min_dev;
+	/**
+	 * Autoencoders: score = reconstruction MSE in squared input quantization steps,
+	 * divided by 2^score_shift, Q16.16, [0, 30]. The host picks it so that scores stay
+	 * well inside the adaptive threshold's +/-128.0.
+	 */
+	uint8_t score_shift;
+	/**
+	 * Baseline the window starts from, Q16.16 score units: a stream reset fills it with
+	 * values whose mean and standard deviation are these (the calibration data's normal
+	 * scores), so decisions start at once and the first frames, anomalies among them,
+	 * do not set the baseline. seed_sigma 0: the window starts empty (warm-up).
+	 * seed_mean [-128.0, 128.0], seed_sigma [0, 64.0].
+	 */
+	int32_t seed_mean;
+	int32_t seed_sigma;
+	/**
+	 * Guard band of the baseline, Q8.8 sigmas, [0, 65535]: a frame further than
+	 * guard * sigma (and min_dev) above or below the mean stays out of the window even
+	 * when it is not flagged, so anomalies just under the threshold cannot drag the
+	 * baseline after them. 0: every frame not flagged is learned.
+	 */
+	uint16_t guard_q8;
 };
 
 /** Input correction parameters (tinyfix_input_correct()). */
@@ -304,18 +367,28 @@ struct tinyfix_monitor_params {
 
 #if TINYFIX_MAX_FEATURES > 0
 /**
- * Re-fitted last layer (stage 0), TFLM int8 FULLY_CONNECTED arithmetic with per-channel
- * (per-class) quantization, as TFLite's converter emits it; per-tensor is every class equal:
- * acc = bias[c] + sum_f weights[c][f] * (feature[f] - feature_zero_point);
- * out = clamp(MultiplyByQuantizedMultiplier(acc, multiplier[c], shift[c]) + output zp).
- * The output is in the model output's quantization, so the stages after it are unchanged.
+ * Re-fitted last layer (stage 0), one row per model output (head_rows: n_classes, or 1 for a
+ * binary model), in one of two forms:
+ *
+ * - whole layer (head_columns 0): TFLM int8 FULLY_CONNECTED arithmetic with per-channel
+ *   (per-row) quantization, as TFLite's converter emits it; per-tensor is every row equal:
+ *   acc = bias[r] + sum_f weights[r][f] * (feature[f] - feature_zero_point);
+ *   out = clamp(MultiplyByQuantizedMultiplier(acc, multiplier[r], shift[r]) + output zp).
+ *   The output replaces the model's, in its quantization, so the later stages are unchanged.
+ * - residual (head_columns k > 0): a correction of the model's own output from k of the
+ *   features (bit f of columns[f / 8] set; weights [r][j] for the j-th set bit):
+ *   acc = bias[r] + sum_j weights[r][j] * (feature[f_j] - feature_zero_point);
+ *   the logit of row r's class gains tinyfix_mul_q31(acc, multiplier[r], shift[r]) (Q16.16)
+ *   before the scale stage. The model's own layer stays in the model and is not stored.
  */
 struct tinyfix_head_params {
 	int32_t multiplier[TINYFIX_MAX_CLASSES]; /**< [2^30, 2^31) */
 	int32_t shift[TINYFIX_MAX_CLASSES];      /**< [-31, 30] */
 	int32_t bias[TINYFIX_MAX_CLASSES];
-	/** Row-major [n_classes][n_features], only the first n_classes * n_features used. */
-	int8_t weights[TINYFIX_MAX_CLASSES * TINYFIX_MAX_FEATURES];
+	/** Residual: the features it reads, bit f % 8 of byte f / 8. */
+	uint8_t columns[(TINYFIX_MAX_FEATURES + 7) / 8];
+	/** Row-major [head_rows][n_features or head_columns]. */
+	int8_t weights[TINYFIX_MAX_HEAD_WEIGHTS];
 };
 #endif
 
@@ -331,6 +404,8 @@ struct tinyfix_params {
 	uint16_t n_classes;
 	uint16_t n_channels;     /**< input channels covered, 0 when the input stage is off */
 	uint16_t n_features;     /**< head inputs, 0 when the head stage is off */
+	uint16_t head_rows;      /**< head output rows (the model's outputs), 0 without a head */
+	uint16_t head_columns;   /**< 0: the head is a whole layer; k: a residual on k features */
 	uint8_t output_kind;     /**< enum tinyfix_output_kind */
 	/** 1/T of temperature scaling, Q16.16, [1/256, 64.0]. */
 	int32_t inv_temperature;
@@ -373,10 +448,11 @@ struct tinyfix_result {
 	bool vote_new;
 	bool vote_event;
 
-	/** Adaptive threshold: decision on this frame, and the window's mean and sigma (Q16.16)
-	 *  it was compared against (0 during warm-up).
+	/** Adaptive threshold: decision on this frame, the score it judged and the window's
+	 *  mean and sigma (Q16.16) it was compared against (0 during warm-up).
 	 */
 	bool anomaly;
+	int32_t anomaly_score;
 	int32_t anomaly_mean;
 	int32_t anomaly_sigma;
 };
@@ -411,15 +487,21 @@ struct tinyfix_ctx {
 	uint32_t mon_frames;
 	bool mon_advised;                       /* advice already reported once */
 #if TINYFIX_MAX_FEATURES > 0 && TINYFIX_WITH_ADAPT
-	/* Adapted head weights: change from the set value in 1/256 LSB, and the features of the
-	 * last frame, which the next label refers to.
+	/* Adapted head weights: change from the set value in 1/256 LSB, and the features the
+	 * head read on the last frame (the columns of a residual), which a label refers to.
 	 */
-	int16_t head_delta[TINYFIX_MAX_CLASSES * TINYFIX_MAX_FEATURES];
-	int8_t last_features[TINYFIX_MAX_FEATURES];
+	int16_t head_delta[TINYFIX_MAX_HEAD_WEIGHTS];
+	int8_t last_features[TINYFIX_HEAD_MAX_COLUMNS];
 	bool have_features;
 #endif
 	int32_t in_inv_multiplier; /* 1 / input scale, as struct tinyfix_quant */
 	int32_t in_inv_shift;
+	/* Autoencoders: output scale / input scale in Q16.16, and 1/n_outputs as the
+	 * reciprocal of n_outputs << recon_n_shift (tinyfix_recip_q30()).
+	 */
+	int64_t recon_ratio_q16;
+	uint32_t recon_inv_n;
+	uint8_t recon_n_shift;
 
 	bool ready;
 };
@@ -496,19 +578,26 @@ int tinyfix_params_validate(const struct tinyfix_params *params,
 			    const struct tinyfix_model_info *model);
 
 /**
- * Bytes of an encoded parameter set (docs/params-format.md), as a constant expression for
- * buffer sizes; tinyfix_params_encoded_size() computes the same at run time.
+ * Bytes of an encoded parameter set (docs/params-format.md) without a head, and what a head
+ * of @p rows rows adds (whole layer: columns 0; residual: columns k), as constant expressions
+ * for buffer sizes; tinyfix_params_encoded_size() computes the same at run time.
  */
-#define TINYFIX_PARAMS_ENCODED_SIZE(classes, channels, features)                                   \
-	(78U + 13U * (classes) + 16U * (channels) +                                                \
-	 ((features) > 0 ? (12U + (features)) * (classes) : 0U))
+#define TINYFIX_PARAMS_ENCODED_SIZE(classes, channels) (97U + 13U * (classes) + 16U * (channels))
+#define TINYFIX_PARAMS_HEAD_SIZE(rows, features, columns)                                          \
+	((features) > 0 ? 12U * (rows) + (rows) * ((columns) > 0 ? (columns) : (features)) +       \
+				  ((columns) > 0 ? ((features) + 7U) / 8U : 0U)                      \
+			: 0U)
 
 /** The largest encoded parameter set this build accepts. */
 #define TINYFIX_PARAMS_BLOB_MAX                                                                    \
-	TINYFIX_PARAMS_ENCODED_SIZE(TINYFIX_MAX_CLASSES, TINYFIX_MAX_CHANNELS, TINYFIX_MAX_FEATURES)
+	(TINYFIX_PARAMS_ENCODED_SIZE(TINYFIX_MAX_CLASSES, TINYFIX_MAX_CHANNELS) +                  \
+	 (TINYFIX_MAX_FEATURES > 0                                                                 \
+		  ? 12U * TINYFIX_MAX_CLASSES + TINYFIX_MAX_HEAD_WEIGHTS + (TINYFIX_MAX_FEATURES + 7U) / 8U \
+		  : 0U))
 
-/** Bytes tinyfix_params_encode() writes for these counts. */
-size_t tinyfix_params_encoded_size(uint16_t n_classes, uint16_t n_channels, uint16_t n_features);
+/** Bytes tinyfix_params_encoded_size() for these counts (rows and columns of the head). */
+size_t tinyfix_params_encoded_size(uint16_t n_classes, uint16_t n_channels, uint16_t n_features,
+				   uint16_t head_rows, uint16_t head_columns);
 
 /**
  * @brief Serialize to the portable little-endian blob (the SET_PARAMS payload and the
@@ -524,6 +613,21 @@ size_t tinyfix_params_encoded_size(uint16_t n_classes, uint16_t n_channels, uint
  */
 int tinyfix_params_encode(const struct tinyfix_params *params, uint8_t *buf, size_t size,
 			  size_t *written);
+
+/**
+ * @brief Encode bytes [offset, offset + len) of the blob tinyfix_params_encode() would write,
+ * without a buffer for the whole blob (GET_PARAMS in chunks).
+ *
+ * @param params set to encode
+ * @param offset first byte wanted
+ * @param buf    output, @p len bytes
+ * @param len    bytes wanted; fewer are written past the end
+ * @param total  out: the whole blob's size (may be NULL)
+ * @retval >=0 bytes written
+ * @retval TINYFIX_ERR_ARG NULL pointer or counts above this build's capacity
+ */
+int tinyfix_params_encode_range(const struct tinyfix_params *params, size_t offset, uint8_t *buf,
+				size_t len, size_t *total);
 
 /**
  * @brief Parse a blob into a parameter set. Does not validate ranges or the CRC: call
@@ -543,7 +647,9 @@ int tinyfix_params_decode(const uint8_t *buf, size_t size, struct tinyfix_params
  * @brief Prepare a context for a model, with identity parameters.
  *
  * @retval TINYFIX_OK
- * @retval TINYFIX_ERR_ARG         NULL pointer, n_classes < 2, or bad quantization
+ * @retval TINYFIX_ERR_ARG         NULL pointer, n_classes < 2, counts that do not match the
+ *                                 kind (a binary model has 1 output and 2 classes), or bad
+ *                                 quantization
  * @retval TINYFIX_ERR_CAPACITY    model larger than this build's TINYFIX_MAX_* sizes
  * @retval TINYFIX_ERR_UNSUPPORTED float32 output in a build without TINYFIX_USE_FLOAT is fine;
  *                                 this is returned for an unknown dtype
@@ -564,8 +670,9 @@ int tinyfix_set_params(struct tinyfix_ctx *ctx, const struct tinyfix_params *par
 void tinyfix_reset_stream(struct tinyfix_ctx *ctx);
 
 /**
- * @brief Correct one frame: stages 0-3 always as configured, then vote and anomaly when
- * their stage flags are set (otherwise those result fields say "none").
+ * @brief Correct one frame of a classifier or binary model: stages 0-3 always as configured,
+ * then vote and anomaly when their stage flags are set (otherwise those result fields say
+ * "none"). An autoencoder's frames go to tinyfix_process_recon().
  *
  * @param ctx      context
  * @param raw      the model's output tensor data (type and quantization from model info)
@@ -573,11 +680,39 @@ void tinyfix_reset_stream(struct tinyfix_ctx *ctx);
  * @param time_ms  frame time, non-decreasing across calls (used by voting)
  * @param res      out
  * @retval TINYFIX_OK
- * @retval TINYFIX_ERR_ARG  NULL ctx/raw/res or context not initialised
+ * @retval TINYFIX_ERR_ARG  NULL ctx/raw/res, context not initialised, or an autoencoder
  * @retval TINYFIX_ERR_TIME time_ms earlier than the previous frame's (state unchanged)
  */
 int tinyfix_process(struct tinyfix_ctx *ctx, const void *raw, const int8_t *features,
 		    int32_t time_ms, struct tinyfix_result *res);
+
+/**
+ * @brief Judge one frame of an autoencoder (model kind TINYFIX_MODEL_AUTOENCODER): the
+ * reconstruction error is the anomaly score, and the adaptive threshold (stage ANOMALY,
+ * with its min_dev floor) decides on it.
+ *
+ * score = mean over the n_outputs elements of d^2, d = output - input in units of the input's
+ * quantization step (output scale / input scale applied in Q16.16, d rounded to 1/256 step),
+ * divided by 2^anomaly.score_shift, Q16.16, saturated. Integer only; no division.
+ * res->anomaly_score holds it; res->decision and top_class are 1 (anomaly), 0 (normal) or
+ * TINYFIX_NO_DECISION during the warm-up; prob is [1 - a, a] with a = 1 on an anomaly.
+ *
+ * @param input   the int8 input tensor the model ran on (n_outputs elements)
+ * @param raw     the int8 output tensor
+ * @retval TINYFIX_OK
+ * @retval TINYFIX_ERR_ARG  NULL pointer, context not initialised, or not an autoencoder
+ * @retval TINYFIX_ERR_UNSUPPORTED tensors that are not int8
+ */
+int tinyfix_process_recon(struct tinyfix_ctx *ctx, const int8_t *input, const void *raw,
+			  int32_t time_ms, struct tinyfix_result *res);
+
+/**
+ * @brief Which compile-time limit a model exceeds, for messages that name the option.
+ *
+ * @return "TINYFIX_MAX_CLASSES", "TINYFIX_MAX_CHANNELS" or "TINYFIX_MAX_FEATURES" (the
+ *         Kconfig option is CONFIG_ plus this), or NULL when the model fits this build.
+ */
+const char *tinyfix_capacity_limit(const struct tinyfix_model_info *model);
 
 /**
  * @brief Feed one value to the adaptive threshold directly (stage 5 without stages 0-4),

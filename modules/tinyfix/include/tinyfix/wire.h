@@ -86,6 +86,8 @@ extern "C" {
 #define TINYFIX_WIRE_MSG_GET_PARAMS 0x04
 #define TINYFIX_WIRE_MSG_SET_PARAMS 0x05
 #define TINYFIX_WIRE_MSG_STATS      0x06
+#define TINYFIX_WIRE_MSG_WRITE      0x07
+#define TINYFIX_WIRE_MSG_READ       0x08
 #define TINYFIX_WIRE_MSG_ERROR      0x7F
 
 /* Header flags. */
@@ -94,6 +96,24 @@ extern "C" {
 #define TINYFIX_WIRE_FLAG_FEATURES   0x01 /* INFER request: return the feature vector */
 #define TINYFIX_WIRE_FLAG_RESET      0x02 /* INFER request: reset run-time state first */
 #define TINYFIX_WIRE_FLAG_NO_PERSIST 0x01 /* SET_PARAMS request: do not store for next boot */
+#define TINYFIX_WIRE_FLAG_STAGED     0x04 /* INFER / SET_PARAMS request: the WRITE-staged data */
+
+/* WRITE / READ targets. */
+#define TINYFIX_WIRE_TARGET_INPUT    1 /* WRITE: the model's input tensor, for INFER STAGED */
+#define TINYFIX_WIRE_TARGET_PARAMS   2 /* WRITE: a blob for SET_PARAMS STAGED; READ: the active set */
+#define TINYFIX_WIRE_TARGET_OUTPUT   3 /* READ: the last INFER's raw output tensor */
+#define TINYFIX_WIRE_TARGET_FEATURES 4 /* READ: the last INFER's feature vector */
+
+/* INFER response flags (appended field). */
+#define TINYFIX_WIRE_INFER_ANOMALY       0x01 /* the anomaly stage flagged this frame */
+#define TINYFIX_WIRE_INFER_RAW_DEFERRED  0x02 /* raw output not inline: READ OUTPUT */
+#define TINYFIX_WIRE_INFER_FEAT_DEFERRED 0x04 /* features not inline: READ FEATURES */
+
+/* Fixed payload bytes of WRITE and READ requests and responses, before their data. */
+#define TINYFIX_WIRE_WRITE_REQ_FIXED 9
+#define TINYFIX_WIRE_WRITE_RSP_LEN   11
+#define TINYFIX_WIRE_READ_REQ_LEN    7
+#define TINYFIX_WIRE_READ_RSP_FIXED  11
 
 /* INFO capability bits. */
 #define TINYFIX_WIRE_CAP_CAPTURE  0x01
@@ -101,6 +121,7 @@ extern "C" {
 #define TINYFIX_WIRE_CAP_PERSIST  0x04
 #define TINYFIX_WIRE_CAP_ADAPT    0x08
 #define TINYFIX_WIRE_CAP_FLOAT    0x10
+#define TINYFIX_WIRE_CAP_CHUNKS   0x20 /* WRITE and READ: tensors and sets of any size */
 
 /* STATS drift flags. */
 #define TINYFIX_WIRE_DRIFT_ADVISED 0x01
@@ -210,6 +231,18 @@ struct tinyfix_wire_info {
 	const char *fw_version;
 	/** NUL-terminated, at most TINYFIX_WIRE_STR_MAX bytes; NULL sends an empty string. */
 	const char *board;
+	/* Appended in the same protocol version: what the device can take. */
+	/** enum tinyfix_model_kind: 0 classifier, 1 binary (one output), 2 autoencoder. */
+	uint8_t model_kind;
+	/** Raw output tensor elements. */
+	uint32_t n_outputs;
+	/** Largest parameter blob SET_PARAMS takes (inline, or staged with WRITE), bytes. */
+	uint32_t max_params;
+	/** Build limits: TINYFIX_MAX_FEATURES, _MAX_HEAD_WEIGHTS, _MAX_CHANNELS, _MAX_ANOMALY_WINDOW. */
+	uint16_t max_features;
+	uint32_t max_head_weights;
+	uint16_t max_channels;
+	uint16_t max_anomaly_window;
 };
 
 /** INFER request, decoded. */
@@ -240,6 +273,40 @@ struct tinyfix_wire_infer_rsp {
 	/** Feature vector, or NULL with n_features 0. */
 	const int8_t *features;
 	uint16_t n_features;
+	/* Appended in the same protocol version. */
+	/** The anomaly stage's score for this frame, Q16.16 (0 without the stage). */
+	int32_t anomaly_score;
+	/** TINYFIX_WIRE_INFER_* bits. */
+	uint8_t flags;
+};
+
+/** WRITE request, decoded: one chunk of a staged object. */
+struct tinyfix_wire_write_req {
+	uint8_t target;
+	/** Where this chunk goes in the object. */
+	uint32_t offset;
+	/** The whole object's length, the same in every chunk. */
+	uint32_t total;
+	/** Chunk bytes; point into the frame payload. */
+	const uint8_t *data;
+	size_t len;
+};
+
+/** WRITE response. */
+struct tinyfix_wire_write_rsp {
+	int16_t status;
+	uint8_t target;
+	/** Bytes received in order so far: the offset the host sends next. */
+	uint32_t next;
+	uint32_t total;
+};
+
+/** READ request, decoded. */
+struct tinyfix_wire_read_req {
+	uint8_t target;
+	uint32_t offset;
+	/** Most data bytes wanted. */
+	uint16_t max_len;
 };
 
 /** CAPTURE request, decoded. */
@@ -519,6 +586,44 @@ int tinyfix_wire_setp_rsp_encode(const struct tinyfix_wire_setp_rsp *rsp, uint8_
  * @retval TINYFIX_WIRE_ERR_NO_SPACE @p dst is too small.
  */
 int tinyfix_wire_stats_encode(const struct tinyfix_wire_stats *stats, uint8_t *dst, size_t cap);
+
+/**
+ * @brief Decode a WRITE request payload.
+ *
+ * @retval 0 Decoded; req->data points into @p payload.
+ * @retval TINYFIX_WIRE_ERR_LENGTH Shorter than the fixed fields, or the chunk runs past
+ *         total.
+ */
+int tinyfix_wire_write_req_decode(const uint8_t *payload, size_t len,
+				  struct tinyfix_wire_write_req *req);
+
+/**
+ * @brief Encode a WRITE response payload.
+ *
+ * @retval >0 Payload length.
+ * @retval TINYFIX_WIRE_ERR_NO_SPACE @p dst is too small.
+ */
+int tinyfix_wire_write_rsp_encode(const struct tinyfix_wire_write_rsp *rsp, uint8_t *dst,
+				  size_t cap);
+
+/**
+ * @brief Decode a READ request payload.
+ *
+ * @retval 0 Decoded.
+ * @retval TINYFIX_WIRE_ERR_LENGTH Too short.
+ */
+int tinyfix_wire_read_req_decode(const uint8_t *payload, size_t len,
+				 struct tinyfix_wire_read_req *req);
+
+/**
+ * @brief Write the fixed part of a READ response (status, target, offset, total); the data
+ * follows it at dst + TINYFIX_WIRE_READ_RSP_FIXED, put there by the caller.
+ *
+ * @retval TINYFIX_WIRE_READ_RSP_FIXED
+ * @retval TINYFIX_WIRE_ERR_NO_SPACE @p cap is below TINYFIX_WIRE_READ_RSP_FIXED.
+ */
+int tinyfix_wire_read_rsp_header(int16_t status, uint8_t target, uint32_t offset,
+				 uint32_t total, uint8_t *dst, size_t cap);
 
 /**
  * @brief Encode an ERROR response payload.

@@ -78,12 +78,20 @@ BUILD_ASSERT(DT_PROP_OR(TFZ_NODE, n_features, 0) <= TINYFIX_MAX_FEATURES,
 TFZ_ARRAY(head_multiplier)
 TFZ_ARRAY(head_shift)
 TFZ_ARRAY(head_bias)
-TFZ_ARRAY(head_weights)
+/* Byte arrays stay bytes in flash (a head can hold thousands of weights). */
+#define TFZ_BYTES(prop)                                                                            \
+	COND_CODE_1(DT_NODE_HAS_PROP(TFZ_NODE, prop),                                              \
+		    (static const uint8_t dt_##prop[] = DT_PROP(TFZ_NODE, prop);),                  \
+		    (static const uint8_t *const dt_##prop;))
+TFZ_BYTES(head_weights)
+TFZ_BYTES(head_column_mask)
 BUILD_ASSERT(TFZ_LEN(head_bias) <= TINYFIX_MAX_CLASSES &&
 		     TFZ_LEN(head_multiplier) <= TINYFIX_MAX_CLASSES &&
 		     TFZ_LEN(head_shift) <= TINYFIX_MAX_CLASSES &&
-		     TFZ_LEN(head_weights) <= TINYFIX_MAX_CLASSES * TINYFIX_MAX_FEATURES,
-	     "tinyfix,correction: head larger than CONFIG_TINYFIX_MAX_CLASSES/_MAX_FEATURES");
+		     TFZ_LEN(head_weights) <= TINYFIX_MAX_HEAD_WEIGHTS &&
+		     TFZ_LEN(head_column_mask) <= (TINYFIX_MAX_FEATURES + 7) / 8,
+	     "tinyfix,correction: head larger than CONFIG_TINYFIX_MAX_CLASSES/_MAX_FEATURES/"
+	     "_MAX_HEAD_WEIGHTS");
 #endif
 /* Without n-features > 0 the head-* properties describe no head and are ignored. */
 
@@ -118,6 +126,19 @@ static int dt_array(void *dst, size_t elem, const int32_t *src, size_t n, size_t
 			d[i] = (uint8_t)src[i];
 		}
 	}
+	return TINYFIX_OK;
+}
+
+/* Copies a devicetree byte array; absent (src NULL) keeps the identity values. */
+static int dt_bytes(uint8_t *dst, const uint8_t *src, size_t n, size_t want)
+{
+	if (src == NULL) {
+		return TINYFIX_OK;
+	}
+	if (n != want) {
+		return TINYFIX_ERR_CLASSES;
+	}
+	memcpy(dst, src, n);
 	return TINYFIX_OK;
 }
 
@@ -170,6 +191,11 @@ static int dt_fill(struct tinyfix_params *p, const struct tinyfix_model_info *m)
 	p->anomaly.warmup = MIN(p->anomaly.warmup, p->anomaly.window);
 	TFZ_UNSIGNED(err, p->anomaly.warmup, anomaly_warmup);
 	TFZ_UNSIGNED(err, p->anomaly.alpha_q8, anomaly_alpha_q8);
+	TFZ_SIGNED(p->anomaly.min_dev, anomaly_min_dev);
+	TFZ_UNSIGNED(err, p->anomaly.score_shift, anomaly_score_shift);
+	TFZ_SIGNED(p->anomaly.seed_mean, anomaly_seed_mean);
+	TFZ_SIGNED(p->anomaly.seed_sigma, anomaly_seed_sigma);
+	TFZ_UNSIGNED(err, p->anomaly.guard_q8, anomaly_guard_q8);
 
 	TFZ_UNSIGNED(err, p->input.fill_mode, input_fill_mode);
 	TFZ_UNSIGNED(err, p->input.stats_shift, input_stats_shift);
@@ -189,6 +215,11 @@ static int dt_fill(struct tinyfix_params *p, const struct tinyfix_model_info *m)
 
 	TFZ_UNSIGNED(err, p->n_channels, n_channels);
 	TFZ_UNSIGNED(err, p->n_features, n_features);
+	/* Absent head-rows: one per model output (the usual whole layer). */
+	p->head_rows = p->n_features > 0U ? (uint16_t)(m->n_outputs ? m->n_outputs : m->n_classes)
+					  : 0U;
+	TFZ_UNSIGNED(err, p->head_rows, head_rows);
+	TFZ_UNSIGNED(err, p->head_columns, head_columns);
 	if (err != TINYFIX_OK) {
 		return err;
 	}
@@ -209,18 +240,30 @@ static int dt_fill(struct tinyfix_params *p, const struct tinyfix_model_info *m)
 		       INT32_MAX);
 #if TINYFIX_MAX_FEATURES > 0
 	if (p->n_features > 0U) {
-		for (size_t c = 0; c < p->n_classes; c++) {
-			p->head.multiplier[c] = 1 << 30;
+		size_t rows = MIN((size_t)p->head_rows, (size_t)TINYFIX_MAX_CLASSES);
+		size_t per_row = p->head_columns > 0U ? p->head_columns : p->n_features;
+
+		for (size_t r = 0; r < rows; r++) {
+			p->head.multiplier[r] = 1 << 30;
 		}
-		TFZ_ARRAY_INTO(err, p->head.multiplier, head_multiplier, p->n_classes, INT32_MIN,
+		TFZ_ARRAY_INTO(err, p->head.multiplier, head_multiplier, rows, INT32_MIN,
 			       INT32_MAX);
-		TFZ_ARRAY_INTO(err, p->head.shift, head_shift, p->n_classes, INT32_MIN, INT32_MAX);
-		TFZ_ARRAY_INTO(err, p->head.bias, head_bias, p->n_classes, INT32_MIN, INT32_MAX);
-		if (err == TINYFIX_OK && !DT_NODE_HAS_PROP(TFZ_NODE, head_weights)) {
-			err = TINYFIX_ERR_CLASSES; /* a head without weights has no meaning */
+		TFZ_ARRAY_INTO(err, p->head.shift, head_shift, rows, INT32_MIN, INT32_MAX);
+		TFZ_ARRAY_INTO(err, p->head.bias, head_bias, rows, INT32_MIN, INT32_MAX);
+		if (err == TINYFIX_OK &&
+		    (!DT_NODE_HAS_PROP(TFZ_NODE, head_weights) ||
+		     rows * per_row > (size_t)TINYFIX_MAX_HEAD_WEIGHTS ||
+		     (p->head_columns > 0U && !DT_NODE_HAS_PROP(TFZ_NODE, head_column_mask)))) {
+			err = TINYFIX_ERR_CLASSES; /* a head without its weights has no meaning */
 		}
-		TFZ_ARRAY_INTO(err, p->head.weights, head_weights,
-			       (size_t)p->n_classes * p->n_features, 0, UINT8_MAX);
+		if (err == TINYFIX_OK && p->head_columns > 0U) {
+			err = dt_bytes(p->head.columns, dt_head_column_mask,
+				       TFZ_LEN(head_column_mask), (p->n_features + 7U) / 8U);
+		}
+		if (err == TINYFIX_OK) {
+			err = dt_bytes((uint8_t *)p->head.weights, dt_head_weights,
+				       TFZ_LEN(head_weights), rows * per_row);
+		}
 	}
 #endif
 	return err;
