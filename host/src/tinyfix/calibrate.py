@@ -309,7 +309,7 @@ def run(job: CalibrateJob, console: Console) -> Outcome:
                               curve=curve)
         print_summary(console, result, evaluation)
         console.print(f"wrote {', '.join(p.name for p in files)} to {job.out}")
-        if device is not None and (job.push or job.flash) and fit is _classification:
+        if device is not None and (job.push or job.flash) and fit is not _streaming:
             if job.flash:
                 device.close()
                 west_flash(job, console)
@@ -335,7 +335,11 @@ def _reopen(job: CalibrateJob, attempts: int = 20) -> Device:
 
 def _verify_classification(job: CalibrateJob, device: Device, core: Core, result: FitResult,
                            evaluation: Evaluation, console: Console) -> None:
-    data = datasets.load_classification(job.eval or job.data)
+    """Every evaluation decision of the device against the host's (the C core's) for the
+    same inputs, in order (an autoencoder's adaptive threshold depends on it)."""
+    load = (datasets.load_anomaly if result.task == "autoencoder"
+            else datasets.load_classification)
+    data = load(job.eval or job.data)
     if job.eval is None:
         _, data = datasets.split_classification(data, job.eval_fraction, job.seed)
     if data.x is None:

@@ -539,7 +539,7 @@ static void do_write(struct tinyfix_link *link, const struct tinyfix_wire_frame 
 		st->received = 0U;
 	} else if (in.total != st->total) {
 		reply_error(link, req, TINYFIX_WIRE_ERR_VALUE,
-			    TEXT("another object is being written: start at offset 0"));
+			    TEXT("another object in progress: start at offset 0"));
 		return;
 	}
 	if (in.offset == st->received && in.len > 0U) {
