@@ -5,6 +5,11 @@
 #  - adds the repository as a Zephyr module, so modules/tinyfix and its bindings are found
 #    without a west manifest entry or -DZEPHYR_EXTRA_MODULES (a copy also found through
 #    west is dropped by module name);
+#  - generates the sources of the model the firmware runs, -DTINYFIX_MODEL=path/to/model.tflite
+#    (default: the bundled demo model), into <build>/tinyfix_model: its C array, its op list
+#    for the op resolver, its tensor shapes and a Kconfig fragment sizing TinyFix and the
+#    arena for it (scripts/gen_model_sources.py, Python standard library only). A model TFLM
+#    cannot run, or one too large for the board, stops the build with a clear message;
 #  - picks the repository's boards/<board>.overlay and boards/<board>.conf, the per-board
 #    differences (link UART, sensor, settings backend), as Zephyr would pick an app's own
 #    boards/ files. A user's -DEXTRA_CONF_FILE / -DEXTRA_DTC_OVERLAY_FILE (calibrate.py's
@@ -36,9 +41,63 @@ foreach(kind conf overlay)
   endforeach()
 endforeach()
 
-# Local variables: Zephyr merges them ahead of the cache's (the user's) values.
+# ---- The model ----------------------------------------------------------------------------
+
+set(TINYFIX_DEMO_MODEL ${TINYFIX_REPO}/models/gesture/gesture_int8.tflite)
+if(NOT DEFINED TINYFIX_MODEL AND DEFINED ENV{TINYFIX_MODEL})
+  set(TINYFIX_MODEL $ENV{TINYFIX_MODEL})
+endif()
+if(NOT DEFINED TINYFIX_MODEL OR "${TINYFIX_MODEL}" STREQUAL "")
+  set(TINYFIX_MODEL ${TINYFIX_DEMO_MODEL})
+endif()
+# A relative path is the user's: from where they ran west (PWD), else from the app.
+if(NOT IS_ABSOLUTE "${TINYFIX_MODEL}" AND EXISTS "$ENV{PWD}/${TINYFIX_MODEL}")
+  set(TINYFIX_MODEL "$ENV{PWD}/${TINYFIX_MODEL}")
+endif()
+get_filename_component(TINYFIX_MODEL "${TINYFIX_MODEL}" ABSOLUTE)
+set(TINYFIX_MODEL ${TINYFIX_MODEL} CACHE FILEPATH "The .tflite model the firmware runs" FORCE)
+if(NOT EXISTS "${TINYFIX_MODEL}")
+  message(FATAL_ERROR "TINYFIX_MODEL: no such file ${TINYFIX_MODEL}")
+endif()
+
+if(DEFINED WEST_PYTHON)
+  set(tinyfix_python ${WEST_PYTHON})
+else()
+  find_program(tinyfix_python NAMES python3 python REQUIRED)
+endif()
+set(TINYFIX_MODEL_DIR ${CMAKE_BINARY_DIR}/tinyfix_model)
+execute_process(
+  COMMAND ${tinyfix_python} ${TINYFIX_REPO}/scripts/gen_model_sources.py ${TINYFIX_MODEL}
+          ${TINYFIX_MODEL_DIR} --summary
+  RESULT_VARIABLE tinyfix_gen_result
+  OUTPUT_VARIABLE tinyfix_gen_out
+  ERROR_VARIABLE tinyfix_gen_err
+  OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_STRIP_TRAILING_WHITESPACE)
+if(NOT tinyfix_gen_result EQUAL 0)
+  message(FATAL_ERROR "${tinyfix_gen_err}")
+endif()
+message(STATUS "${tinyfix_gen_out}")
+# A changed model (or generator) runs CMake again.
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+  ${TINYFIX_MODEL} ${TINYFIX_REPO}/scripts/gen_model_sources.py)
+
+set(tinyfix_model_conf ${TINYFIX_MODEL_DIR}/model.conf)
+if(TINYFIX_MODEL STREQUAL TINYFIX_DEMO_MODEL)
+  set(TINYFIX_DEMO_BUILD 1)
+else()
+  # The local input providers make the demo model's accelerometer windows: another model
+  # is fed by the host link only.
+  file(WRITE ${TINYFIX_MODEL_DIR}/user_model.conf
+    "# A user model (-DTINYFIX_MODEL): the host link feeds it.\nCONFIG_APP_INPUT_NONE=y\n")
+  list(APPEND tinyfix_model_conf ${TINYFIX_MODEL_DIR}/user_model.conf)
+  set(TINYFIX_DEMO_BUILD 0)
+endif()
+
+# Local variables: Zephyr merges them ahead of the cache's (the user's) values, so a user's
+# tinyfix.conf still wins over the model's sizes and the board's choices.
+set(EXTRA_CONF_FILE ${tinyfix_model_conf})
 if(DEFINED tinyfix_board_conf)
-  set(EXTRA_CONF_FILE ${tinyfix_board_conf})
+  list(APPEND EXTRA_CONF_FILE ${tinyfix_board_conf})
 endif()
 if(DEFINED tinyfix_board_overlay)
   set(EXTRA_DTC_OVERLAY_FILE ${tinyfix_board_overlay})

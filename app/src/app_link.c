@@ -23,11 +23,38 @@
 #include "cycles.h"
 #include "input.h"
 #include "link_uart.h"
+#include "model_info.h"
 #include "model_runner.h"
 
 LOG_MODULE_REGISTER(link, CONFIG_APP_LOG_LEVEL);
 
-TINYFIX_LINK_BUFFERS_DEFINE(link_bufs, CONFIG_APP_LINK_MAX_FRAME);
+/*
+ * Frames, and a staging area for a parameter blob of any size this build takes: a set is
+ * checked whole before it replaces the active one. An input larger than a frame goes
+ * straight into the model's input tensor instead (no second copy).
+ */
+static uint8_t link_rx[CONFIG_APP_LINK_MAX_FRAME];
+static uint8_t link_tx[TINYFIX_LINK_TX_SIZE(CONFIG_APP_LINK_MAX_FRAME)];
+static uint8_t link_scratch[TINYFIX_LINK_SCRATCH_SIZE(CONFIG_APP_LINK_MAX_FRAME)];
+static uint8_t link_params[TINYFIX_PARAMS_BLOB_MAX];
+#if MODEL_IS_AUTOENCODER
+/* Invoke() may reuse the input tensor; the reconstruction error needs the input after it. */
+static uint8_t link_recon[MODEL_INPUT_BYTES];
+#endif
+static const struct tinyfix_link_buffers link_bufs = {
+	.params = link_params,
+	.params_size = sizeof(link_params),
+#if MODEL_IS_AUTOENCODER
+	.recon = link_recon,
+	.recon_size = sizeof(link_recon),
+#endif
+	.rx = link_rx,
+	.rx_size = sizeof(link_rx),
+	.tx = link_tx,
+	.tx_size = sizeof(link_tx),
+	.scratch = link_scratch,
+	.scratch_size = sizeof(link_scratch),
+};
 static struct tinyfix_link link;
 static uint16_t link_n_features;
 static uint32_t last_request_ms;
@@ -75,15 +102,19 @@ static void op_info(void *user, struct tinyfix_wire_info *info)
 	info->board = CONFIG_BOARD_TARGET;
 }
 
-static int op_invoke(void *user, const uint8_t *input, size_t len, uint8_t *raw,
-		     int8_t *features, uint32_t *cycles)
+static int op_invoke(void *user, const uint8_t *input, size_t len, const uint8_t **raw,
+		     const int8_t **features, uint32_t *cycles)
 {
 	ARG_UNUSED(user);
 	ARG_UNUSED(len); /* the dispatcher checked it against the INFO input tensor */
 
-	return model_run((const int8_t *)input, (int8_t *)raw, features, cycles) == 0
-		       ? 0
-		       : TINYFIX_WIRE_ERR_INVOKE;
+	return model_invoke(input, raw, features, cycles) == 0 ? 0 : TINYFIX_WIRE_ERR_INVOKE;
+}
+
+static uint8_t *op_input_buffer(void *user)
+{
+	ARG_UNUSED(user);
+	return model_input_buffer();
 }
 
 static int op_capture(void *user, uint8_t dtype, void *values, size_t cap, uint16_t *n_values,
@@ -151,6 +182,7 @@ static const struct tinyfix_link_ops link_ops = {
 	.write = op_write,
 	.info = op_info,
 	.invoke = op_invoke,
+	.input_buffer = op_input_buffer,
 	.capture = IS_ENABLED(CONFIG_APP_INPUT_SENSOR) ? op_capture : NULL,
 	.persist = IS_ENABLED(CONFIG_TINYFIX_SETTINGS) ? op_persist : NULL,
 	.cycles = op_cycles,
@@ -209,4 +241,16 @@ bool app_link_busy(void)
 {
 	return ever_requested &&
 	       (uint32_t)(k_uptime_get_32() - last_request_ms) < CONFIG_APP_LINK_HOLD_MS;
+}
+
+void app_link_input_clobbered(void)
+{
+	if (tinyfix_zephyr_lock() == NULL) {
+		return;
+	}
+	if (tinyfix_link_input_pending(&link)) {
+		LOG_WRN("local inference overwrote an input the host was staging");
+	}
+	tinyfix_link_input_clobbered(&link);
+	tinyfix_zephyr_unlock();
 }

@@ -39,6 +39,12 @@ int app_link_poll(void);
 /** @brief True while the host talked within CONFIG_APP_LINK_HOLD_MS (calibration mode). */
 bool app_link_busy(void);
 
+/**
+ * @brief Local inference is about to write the model's input tensor: an input the host was
+ * staging there (WRITE) is dropped, and its INFER refused until it is written again.
+ */
+void app_link_input_clobbered(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,9 +15,12 @@
 
 LOG_MODULE_REGISTER(decision, CONFIG_APP_LOG_LEVEL);
 
+#if defined(APP_DEMO_MODEL)
+/* The bundled gesture model's classes; another model's are numbered. */
 static const char *const class_names[DECISION_N_CLASSES] = {
 	"idle", "wave", "tap", "circle", "shake", "unknown",
 };
+#endif
 
 #if DT_NODE_HAS_STATUS_OKAY(DT_ALIAS(led0)) && defined(CONFIG_GPIO)
 #define HAVE_LED 1
@@ -33,12 +36,24 @@ const char *decision_class_name(int cls)
 	if (cls < 0 || cls >= DECISION_N_CLASSES) {
 		return "none";
 	}
+#if defined(APP_DEMO_MODEL)
 	return class_names[cls];
+#else
+	static const char *const numbers[] = {"class 0", "class 1", "class 2", "class 3",
+					      "class 4", "class 5", "class 6", "class 7"};
+
+	return cls < (int)ARRAY_SIZE(numbers) ? numbers[cls] : "class 8+";
+#endif
 }
 
 bool decision_is_background(int cls)
 {
-	return cls == 0 || cls == DECISION_N_CLASSES - 1;
+#if defined(APP_DEMO_MODEL)
+	return cls == 0 || cls == DECISION_N_CLASSES - 1; /* idle, unknown */
+#else
+	ARG_UNUSED(cls);
+	return false;
+#endif
 }
 
 int decision_init(void)

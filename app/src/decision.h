@@ -17,7 +17,10 @@ extern "C" {
 #endif
 
 /** Classes of the demo model, in output order (models/gesture/MODEL_CARD.md). */
-#define DECISION_N_CLASSES 6
+#include "model_info.h"
+
+/** Classes of the model the build runs (generated from it). */
+#define DECISION_N_CLASSES MODEL_NUM_CLASSES
 
 /** @brief Class name, or "none" for TINYFIX_NO_DECISION / out of range. */
 const char *decision_class_name(int cls);

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * TinyFix demo application: sensor (or replay) window -> tinyfix input quantization ->
+ * TinyFix application: sensor (or replay) window -> tinyfix input quantization ->
  * TFLM Invoke() -> tinyfix_process() -> application logic (log, LED). The calibration link
  * runs in the same thread, between windows, so the interpreter and the tinyfix context
- * never have two users at once; while the host talks, local inference pauses.
+ * never have two users at once; while the host talks, local inference pauses. Built around
+ * a user's model (-DTINYFIX_MODEL=...), it has no local input: the host link feeds it.
  */
 
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include "cycles.h"
 #include "decision.h"
 #include "input.h"
+#include "model_info.h"
 #include "model_runner.h"
 #if defined(CONFIG_APP_INPUT_REPLAY)
 #include "replay_check.h"
@@ -34,8 +36,13 @@ static struct tinyfix_model_info fix_model;
 /* Identity set for this model, to tell whether the active set corrects anything. */
 static struct tinyfix_params identity_params;
 static K_SEM_DEFINE(wake, 0, 1);
+#if !defined(CONFIG_APP_INPUT_NONE)
+BUILD_ASSERT(INPUT_FRAMES * INPUT_CHANNELS == MODEL_INPUT_ELEMENTS && MODEL_INPUT_DTYPE == 9,
+	     "the local input provider feeds 64 x 3 int8 windows: another model needs "
+	     "CONFIG_APP_INPUT_NONE (the host link feeds it)");
 /* A window is 768 bytes: static rather than on the main stack. */
 static struct input_window window;
+#endif
 
 /* From the UART ISR, the input provider's timer or its sampling thread. */
 static void wake_app(void)
@@ -43,18 +50,51 @@ static void wake_app(void)
 	k_sem_give(&wake);
 }
 
+static int core_dtype(uint8_t tflite_type, enum tinyfix_dtype *out)
+{
+	switch (tflite_type) {
+	case 9: /* kTfLiteInt8 */
+		*out = TINYFIX_DTYPE_INT8;
+		return TINYFIX_OK;
+	case 7: /* kTfLiteInt16 */
+		*out = TINYFIX_DTYPE_INT16;
+		return TINYFIX_OK;
+	case 1: /* kTfLiteFloat32 */
+		*out = TINYFIX_DTYPE_FLOAT32;
+		return TINYFIX_OK;
+	default:
+		return TINYFIX_ERR_UNSUPPORTED;
+	}
+}
+
+/*
+ * The core's view of the model, by the rules the host applies to INFO (tinyfix.device):
+ * channels are the input's last dimension when it is int8 and fits CONFIG_TINYFIX_MAX_CHANNELS.
+ */
 static int model_info_from(const struct model_desc *m, struct tinyfix_model_info *info)
 {
+	uint16_t last = m->input.ndims > 0 ? m->input.dims[m->input.ndims - 1] : 0;
+	enum tinyfix_dtype out_type;
 	int err;
 
 	memset(info, 0, sizeof(*info));
 	info->model_crc = m->crc;
-	info->n_classes = (uint16_t)m->output.count;
-	info->output_type = TINYFIX_DTYPE_INT8;
-	info->n_channels = INPUT_CHANNELS;
-	err = tinyfix_quant_from_float(m->output.scale, m->output.zero_point,
-				       &info->output_quant);
-	if (err == TINYFIX_OK) {
+	info->n_classes = MODEL_NUM_CLASSES;
+	info->kind = MODEL_KIND;
+	info->n_outputs = MODEL_NUM_OUTPUTS;
+	err = core_dtype(m->output.dtype, &out_type);
+	if (err != TINYFIX_OK) {
+		return err;
+	}
+	info->output_type = out_type;
+	if (m->input.dtype == 9 && last <= TINYFIX_MAX_CHANNELS) {
+		info->n_channels = last;
+	}
+	if (out_type != TINYFIX_DTYPE_FLOAT32) {
+		err = tinyfix_quant_from_float(m->output.scale, m->output.zero_point,
+					       &info->output_quant);
+	}
+	if (err == TINYFIX_OK && m->input.dtype == 9) {
 		err = tinyfix_quant_from_float(m->input.scale, m->input.zero_point,
 					       &info->input_quant);
 	}
@@ -69,6 +109,37 @@ static int model_info_from(const struct model_desc *m, struct tinyfix_model_info
 	return TINYFIX_OK;
 }
 
+static const char *dtype_name(uint8_t t)
+{
+	return t == 9 ? "int8" : t == 7 ? "int16" : t == 1 ? "float32" : "other";
+}
+
+/* "[1 64 3] int8" into buf. */
+static void format_tensor(char *buf, size_t size, const struct model_tensor *t)
+{
+	size_t at = 0;
+
+	at += (size_t)snprintk(buf, size, "[");
+	for (uint8_t i = 0; i < t->ndims && at < size; i++) {
+		at += (size_t)snprintk(&buf[at], size - at, i == 0 ? "%u" : " %u", t->dims[i]);
+	}
+	if (at < size) {
+		(void)snprintk(&buf[at], size - at, "] %s", dtype_name(t->dtype));
+	}
+}
+
+/* One line: "model: crc 0x..., input [1 64 3] int8, output [1 6] int8". */
+static void print_tensor(const char *what, uint32_t crc, const struct model_tensor *in,
+			 const struct model_tensor *out)
+{
+	char a[48];
+	char b[48];
+
+	format_tensor(a, sizeof(a), in);
+	format_tensor(b, sizeof(b), out);
+	printk("%s 0x%08x, input %s, output %s\n", what, crc, a, b);
+}
+
 static uint32_t active_params_crc(void)
 {
 	struct tinyfix_ctx *ctx = tinyfix_zephyr_lock();
@@ -81,11 +152,12 @@ static uint32_t active_params_crc(void)
 	return crc;
 }
 
+#if !defined(CONFIG_APP_INPUT_NONE)
 /* One local window through the whole pipeline. */
 static void classify(const struct input_window *w)
 {
 	static int8_t input[INPUT_FRAMES * INPUT_CHANNELS];
-	static int8_t raw[DECISION_N_CLASSES];
+	static int8_t raw[MODEL_LOGICAL_OUTPUT_BYTES];
 	static int8_t features[TINYFIX_MAX_FEATURES > 0 ? TINYFIX_MAX_FEATURES : 1];
 	/* NULL when the model has no features the core could use (see model_info_from()). */
 	int8_t *feat = fix_model.n_features > 0U ? features : NULL;
@@ -108,6 +180,9 @@ static void classify(const struct input_window *w)
 		return;
 	}
 
+#if defined(CONFIG_APP_LINK)
+	app_link_input_clobbered(); /* the input tensor is about to be ours, not the host's */
+#endif
 	err = model_run(input, raw, feat, &cycles_invoke);
 	if (err != 0) {
 		return; /* logged by the runner */
@@ -139,6 +214,7 @@ static void classify(const struct input_window *w)
 #endif
 	decision_apply(&res, voted, w->label);
 }
+#endif /* !CONFIG_APP_INPUT_NONE */
 
 int main(void)
 {
@@ -155,9 +231,10 @@ int main(void)
 		return 0;
 	}
 	m = model_desc();
-	printk("model: crc 0x%08x, input [%u %u %u] int8, output [%u %u] int8, features %u (%s)\n",
-	       m->crc, m->input.dims[0], m->input.dims[1], m->input.dims[2], m->output.dims[0],
-	       m->output.dims[1], (unsigned int)m->feature.count, m->feature_mode);
+	print_tensor("model: crc", m->crc, &m->input, &m->output);
+	printk("model: %u classes (%s), features %u (%s)\n", (unsigned int)MODEL_NUM_CLASSES,
+	       MODEL_KIND == 2 ? "autoencoder" : MODEL_KIND == 1 ? "binary" : "classifier",
+	       (unsigned int)m->feature.count, m->feature_mode);
 	printk("model: arena used %u of %u bytes\n", (unsigned int)m->arena_used,
 	       (unsigned int)m->arena_size);
 
@@ -182,12 +259,16 @@ int main(void)
 	(void)app_link_init(&fix, &fix_model, wake_app); /* logged; local inference goes on */
 #endif
 
+#if defined(CONFIG_APP_INPUT_NONE)
+	printk("input: none, the host link feeds the model\n");
+#else
 	err = input_init(wake_app);
 	if (err != 0) {
 		LOG_ERR("input %s not started (%d)", input_name(), err);
 	} else {
 		printk("input: %s, a window every %d ms\n", input_name(), CONFIG_APP_HOP_MS);
 	}
+#endif
 #if defined(CONFIG_APP_INPUT_REPLAY)
 	replay_check_begin(m, params_crc == identity_params.crc, params_crc);
 #endif
@@ -201,12 +282,14 @@ int main(void)
 			continue;
 		}
 #endif
+#if !defined(CONFIG_APP_INPUT_NONE)
 		while ((err = input_get(&window)) == 0) {
 			classify(&window);
 		}
 		if (err != -EAGAIN && err != -ENODATA) {
 			LOG_WRN("no window (%d)", err);
 		}
+#endif
 	}
 	return 0;
 }
