@@ -36,8 +36,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="PATH", help="write every table's figures")
     p.add_argument("--markdown", type=Path, metavar="PATH",
                    help="write the tables as markdown, with the command and the date")
-    p.add_argument("--only", nargs="+", choices=[*SCENARIOS, "cost"], metavar="PART",
-                   help=f"run only these parts ({', '.join(SCENARIOS)}, cost; default: all)")
+    p.add_argument("--only", nargs="+", choices=[*SCENARIOS, "cost", "zoo"], metavar="PART",
+                   help=f"run only these parts ({', '.join(SCENARIOS)}, cost, zoo; default: "
+                        "all)")
     p.add_argument("--no-upper-bound", action="store_true",
                    help="skip fine-tuning the retraining upper bound (needs TensorFlow)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
     from tinyfix.bench.context import FULL, QUICK, Bench
 
     started = time.monotonic()
-    parts = list(args.only or [*SCENARIOS, "cost"])
+    parts = list(args.only or [*SCENARIOS, "cost", "zoo"])
     bench = Bench(QUICK if args.quick else FULL)
     out(f"# TinyFix accuracy-repair benchmark ({bench.size.name} size)\n")
     seconds: dict[str, float] = {}
@@ -91,6 +92,14 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
         cost_figures = cost.run(bench)
         seconds["cost"] = time.monotonic() - t0
         out(cost.markdown(cost_figures))
+    zoo_rows = None
+    if "zoo" in parts:
+        from tinyfix.bench import zoo
+
+        t0 = time.monotonic()
+        zoo_rows = zoo.run_zoo(args.quick)
+        seconds["zoo"] = time.monotonic() - t0
+        out(zoo.markdown(zoo_rows))
     targets = [tg for t in tables for tg in t.targets]
     if cost_figures is not None:
         targets += [table.Target(**tg) for tg in cost_figures.get("targets", [])]
@@ -106,12 +115,17 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
     header["sizes"] = bench.size.__dict__
     header["upper_bound"] = (bench.retrained_log if bench.retrained is not None
                              else {"skipped": bench.retrained_skip})
+    if zoo_rows is not None:
+        header["zoo"] = [r.as_dict() for r in zoo_rows]
     if args.json:
         table.write_json(args.json, header, tables, cost_figures)
         out(f"wrote {args.json}")
     if args.markdown:
+        from tinyfix.bench import zoo as zoo_part
+
         body = "\n".join([*(t.markdown() for t in tables),
                           cost.markdown(cost_figures) if cost_figures else "",
+                          zoo_part.markdown(zoo_rows) if zoo_rows is not None else "",
                           "\n".join(summary)])
         table.write_markdown(args.markdown, header, body)
         out(f"wrote {args.markdown}")
