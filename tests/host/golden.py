@@ -230,3 +230,36 @@ def tflm_fully_connected(features: list[int], weights: list[list[int]], bias: li
         v = divide_pot(high_mul(sat32(acc * (1 << left)), mult), right) + out_zp
         out.append(max(-128, min(127, v)))
     return out
+
+
+def recon_score(x: list[int], y: list[int], in_q: tuple[int, int, int],
+                out_q: tuple[int, int, int], score_shift: int) -> int:
+    """tinyfix_process_recon()'s score: the mean of d^2 over the elements, d = output -
+    input in input steps (ratio of scales in Q16.16, d rounded to 1/256 step), / 2^shift,
+    Q16.16. in_q, out_q: (multiplier, shift, zero point); 1/n by the same reciprocal."""
+    (m_in, s_in, z_in), (m_out, s_out, z_out) = in_q, out_q
+    if (m_in, s_in) == (m_out, s_out):
+        ratio = 65536
+    else:
+        right = 61 - 16 - (s_out - s_in)
+        prod = m_out * recip_q30(m_in)
+        ratio = 2**31 - 1 if right <= 0 else 0 if right >= 63 else round_shift(prod, right)
+    total = 0
+    for q_x, q_y in zip(x, y, strict=True):
+        d = round_shift((q_y - z_out) * ratio - (q_x - z_in) * 65536, 8)
+        total = min(total + d * d, 2**64 - 1)
+    n = len(x)
+    k = 0
+    while (n << k) < 2**30:
+        k += 1
+    inv = recip_q30(n << k)
+    t = 0
+    while (total >> t) >= 2**32:
+        t += 1
+    prod = (total >> t) * inv
+    right = 61 - k - t + score_shift
+    if right <= 0:
+        return INT32_MAX
+    if right >= 64:
+        return 0
+    return min(INT32_MAX, ((prod >> (right - 1)) + 1) >> 1)

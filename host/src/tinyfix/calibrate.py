@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,13 +181,23 @@ def _options(job: CalibrateJob, graph: ModelGraph | None = None,
                       device=limits)
 
 
+Loader = Callable[[Path], datasets.ClassificationData]
+
+
+def _splits(job: CalibrateJob, load: Loader) -> tuple[datasets.ClassificationData,
+                                                      datasets.ClassificationData,
+                                                      datasets.ClassificationData]:
+    """(all of --data, calibration part, evaluation part): --eval, or a held-out share."""
+    data = load(job.data)
+    if job.eval is not None:
+        return data, data, load(job.eval)
+    cal, ev = datasets.split_classification(data, job.eval_fraction, job.seed)
+    return data, cal, ev
+
+
 def _classification(job: CalibrateJob, device: Device | None, core: Core,
                     console: Console) -> tuple[FitResult, Evaluation, tuple[str, ...], list]:
-    data = datasets.load_classification(job.data)
-    if job.eval is not None:
-        cal, ev = data, datasets.load_classification(job.eval)
-    else:
-        cal, ev = datasets.split_classification(data, job.eval_fraction, job.seed)
+    data, cal, ev = _splits(job, datasets.load_classification)
     model = _model(job, device, core)
     head, want_features = _head(job, device, core, model)
     raw_cal, raw_ev, f_cal, f_ev = _raw_pair(job, device, core, cal, ev,
@@ -204,11 +215,7 @@ def _autoencoder(job: CalibrateJob, device: Device | None, core: Core,
     """An anomaly detector by reconstruction error: inputs through the device, the
     adaptive threshold fitted on the device's own outputs (scores computed by the C core,
     as the device computes them)."""
-    data = datasets.load_anomaly(job.data)
-    if job.eval is not None:
-        cal, ev = data, datasets.load_anomaly(job.eval)
-    else:
-        cal, ev = datasets.split_classification(data, job.eval_fraction, job.seed)
+    data, cal, ev = _splits(job, datasets.load_anomaly)
     model = _model(job, device, core)
     if device is None:
         raise TinyfixError("an autoencoder is fitted from its inputs and outputs: give --port "
@@ -339,9 +346,7 @@ def _verify_classification(job: CalibrateJob, device: Device, core: Core, result
     same inputs, in order (an autoencoder's adaptive threshold depends on it)."""
     load = (datasets.load_anomaly if result.task == "autoencoder"
             else datasets.load_classification)
-    data = load(job.eval or job.data)
-    if job.eval is None:
-        _, data = datasets.split_classification(data, job.eval_fraction, job.seed)
+    _, _, data = _splits(job, load)
     if data.x is None:
         return
     inputs = quantize_inputs(core, device.model, data.x)

@@ -140,9 +140,11 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     graph = ModelGraph.load(args.model)
     model = graph.model_info(core)
     params = params_io.read_params_yaml(args.params, core, model)
-    data = datasets.load_classification(args.data)
+    autoencoder = model.kind == "autoencoder"
+    load = datasets.load_anomaly if autoencoder else datasets.load_classification
+    data = load(args.data)
     head = bool(params.c.flags & 0x01)  # the head stage reads the model's feature vectors
-    feats = None
+    feats = inputs = None
     if data.scores is not None:
         if head:
             raise TinyfixError(f"{args.params} re-fits the model's last layer, which needs "
@@ -151,8 +153,10 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     else:
         assert data.x is not None
         # Through the set's input correction, if it has one, as the firmware does.
-        raw, feats = TflmRunner(graph).run(quantize_inputs(core, model, data.x, params))
-    out = Corrector(core, model, params).run(raw, features=feats if head else None)
+        inputs = quantize_inputs(core, model, data.x, params)
+        raw, feats = TflmRunner(graph).run(inputs)
+    out = Corrector(core, model, params).run(raw, features=feats if head else None,
+                                             inputs=inputs if autoencoder else None)
     table = Table(title=f"decisions of 0x{params.crc:08x} over {args.data}")
     for col in ("#", "label", "decision", "confidence"):
         table.add_column(col, justify="right")

@@ -37,7 +37,7 @@ INT = Format("integer")
 STAGES = Format("stage bits", bits=("head", "scale", "threshold", "vote", "anomaly", "input",
                                     "adapt", "monitor"))
 CLASS_FLAGS = Format("class flag bits", bits=("background",))
-ANOMALY_OPTIONS = Format("anomaly option bits", bits=("learn_anomalies",))
+ANOMALY_OPTIONS = Format("anomaly option bits", bits=("learn_anomalies", "frozen"))
 
 
 def enum(*names: str) -> Format:

@@ -396,6 +396,9 @@ def conf_text(params: Params, vote_frames: int | None = None) -> str:
             lines.append(f"{key}={value}")
     if int(c.n_features):
         lines.append(f"CONFIG_TINYFIX_MAX_FEATURES={int(c.n_features)}")
+        rows, per_row = pf.head_shape(c)
+        if int(c.head_columns):  # a residual needs only its columns' weights
+            lines.append(f"CONFIG_TINYFIX_MAX_HEAD_WEIGHTS={rows * per_row}")
     if flags & STAGE_ADAPT:
         lines.append("CONFIG_TINYFIX_ADAPT=y")
     return "\n".join(lines) + "\n"

@@ -26,7 +26,9 @@ FIGURES = [
     ("false_accepts_per_hour", "false accepts / h", "{:.1f}"),
     ("false_reject_rate", "false-reject rate", "{:.1%}"),
     ("false_alarms_per_hour", "false alarms / h", "{:.1f}"),
+    ("false_alarm_rate", "false-alarm rate (windows)", "{:.1%}"),
     ("detection_rate", "detection rate", "{:.1%}"),
+    ("roc_auc", "ROC AUC of the score", "{:.3f}"),
 ]
 
 
@@ -149,6 +151,30 @@ def _plot_curve(path: Path, curve: Sequence[CurvePoint], before: dict[str, float
     plt.close(fig)
 
 
+def _plot_histogram(path: Path, hist: metrics.ScoreHistogram) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    centers = (hist.edges[:-1] + hist.edges[1:]) / 2
+    width = hist.edges[1] - hist.edges[0]
+    ax.bar(centers, hist.normal, width=width * 0.9, alpha=0.6, color="#4c72b0",
+           label="normal windows")
+    ax.bar(centers, hist.anomalous, width=width * 0.9, alpha=0.6, color="#c44e52",
+           label="anomalous windows")
+    if np.isfinite(hist.threshold):
+        ax.axvline(hist.threshold, color="black", ls="--", lw=1,
+                   label="fixed threshold (before)")
+    ax.set_xlabel("reconstruction error (MSE in squared input steps)")
+    ax.set_ylabel("windows")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def _clean(value: Any) -> Any:
     """JSON has no NaN: figures that could not be computed become null."""
     if isinstance(value, dict):
@@ -178,6 +204,10 @@ def write_report(out: Path, result: FitResult, evaluation: Evaluation, *,
         _plot_confusion(path, evaluation.confusion_before, evaluation.confusion_after,
                         class_names)
         plots.append(("Confusion matrix", path.name))
+    if evaluation.histogram is not None:
+        path = out / "scores.png"
+        _plot_histogram(path, evaluation.histogram)
+        plots.append(("Anomaly scores", path.name))
     if curve:
         path = out / "far_frr.png"
         _plot_curve(path, curve, evaluation.before)

@@ -90,7 +90,8 @@ void tinyfix_anomaly_step(struct tinyfix_ctx *ctx, int32_t score, struct tinyfix
 	/* Anomalies stay out of the baseline unless asked, so one event cannot raise it; so
 	 * do frames outside the guard band.
 	 */
-	if ((anomaly && (a->options & TINYFIX_ANOMALY_LEARN_ANOMALIES) == 0U) ||
+	if ((a->options & TINYFIX_ANOMALY_FROZEN) != 0U ||
+	    (anomaly && (a->options & TINYFIX_ANOMALY_LEARN_ANOMALIES) == 0U) ||
 	    (outside_guard && !anomaly)) {
 		return;
 	}

@@ -55,7 +55,7 @@ static const struct field fields[] = {
 	S(vote.window_ms, 1, 0, 600000),
 	S(vote.suppression_ms, 1, 0, 3600000),
 	S(anomaly.mode, 0, 0, TINYFIX_ANOMALY_BOTH),
-	S(anomaly.options, 0, 0, TINYFIX_ANOMALY_LEARN_ANOMALIES),
+	S(anomaly.options, 0, 0, TINYFIX_ANOMALY_OPTIONS_ALL),
 	S(anomaly.class_index, 0, 0, TINYFIX_MAX_CLASSES - 1),
 	S(anomaly.window, 0, 2, TINYFIX_MAX_ANOMALY_WINDOW),
 	S(anomaly.warmup, 0, 2, TINYFIX_MAX_ANOMALY_WINDOW),

@@ -39,6 +39,8 @@ class AnomalySettings:
     seed_sigma: float = 0.0
     # Frames further than guard sigmas from the mean are not learned (0: off).
     guard: float = 0.0
+    # Learn nothing: a fixed threshold at seed_mean + max(alpha * seed_sigma, min_dev).
+    frozen: bool = False
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ def quantize(core: Core, model: ModelInfo, fp: FloatParams,
         a = fp.anomaly
         flags |= STAGE["anomaly"]
         c.anomaly.mode = ANOMALY_MODES[a.mode]
-        c.anomaly.options = 1 if a.learn_anomalies else 0
+        c.anomaly.options = (1 if a.learn_anomalies else 0) | (2 if a.frozen else 0)
         c.anomaly.class_index = _int_in(a.class_index, 0, fp.n_classes - 1,
                                         "anomaly.class_index", clips)
         c.anomaly.window = _int_in(a.window, 2, limits.max_anomaly_window, "anomaly.window",

@@ -33,6 +33,9 @@ from tinyfix.fit.through_core import run_recon, run_scores
 ALPHAS = (*np.arange(1.5, 12.01, 0.5).tolist(), 16.0, 24.0, 48.0)
 FLOOR_QUANTILES = (0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995)
 GUARDS = (0.0, 2.0, 3.0)
+# Fixed thresholds: the seeded mean plus this many of its sigmas (fine steps: the whole
+# detector is this one number).
+FIXED_SIGMAS = tuple(np.round(np.arange(1.0, 24.01, 0.125), 3).tolist())
 WINDOW, WARMUP = 64, 8
 # Scores are scaled by 2^-shift so the calibration windows' 99.9th percentile stays below
 # this (the adaptive threshold holds scores within +/-128.0).
@@ -102,10 +105,11 @@ class _Split:
 
 
 def _state(shift: int, alpha: float, floor: float, window: int,
-           seed: tuple[float, float] = (0.0, 0.0), guard: float = 0.0) -> FloatParams:
+           seed: tuple[float, float] = (0.0, 0.0), guard: float = 0.0,
+           frozen: bool = False) -> FloatParams:
     settings = AnomalySettings(0, alpha, window, min(WARMUP, window), "high",
                                min_dev=floor, score_shift=shift, seed_mean=seed[0],
-                               seed_sigma=seed[1], guard=guard)
+                               seed_sigma=seed[1], guard=guard, frozen=frozen)
     return FloatParams.identity(2, "logits").replace(anomaly=settings)
 
 
@@ -172,20 +176,24 @@ def fit_autoencoder(inputs: NDArray, raw: NDArray, labels: NDArray | None, model
     # then run every candidate threshold through the core's adaptive threshold alone.
     shifted = _judge(core, model, _state(shift, 3.0, 0.0, window), fit, options)[1]
 
-    def judge(a: float, f: float, g: float) -> Operating:
-        params, _ = quantize(core, model, _state(shift, a, min(f, 128.0), window, seed, g),
-                             options.device)
+    def judge(a: float, f: float, g: float, frozen: bool) -> Operating:
+        fp = _state(shift, a, min(f, 128.0), window, seed, g, frozen)
+        params, _ = quantize(core, model, fp, options.device)
         return operating(run_scores(core, model, params, shifted), fit.y)
 
-    trials = [(a, f, g, judge(a, f, g)) for a in ALPHAS for f in floors for g in GUARDS
-              if not g or g <= a]
-    alpha, floor, guard, _ = min(trials, key=lambda t: (_rank(t[3], target), t[0], t[1],
-                                                        t[2]))
-    chosen = _state(shift, alpha, min(floor, 128.0), window, seed, guard)
+    # Adaptive thresholds (with or without a guard band), and fixed ones at the seeded
+    # baseline (frozen): the data decide whether the baseline moves enough to track it.
+    trials = [(a, f, g, False, judge(a, f, g, False)) for a in ALPHAS for f in floors
+              for g in GUARDS if not g or g <= a]
+    trials += [(a, 0.0, 0.0, True, judge(a, 0.0, 0.0, True)) for a in FIXED_SIGMAS]
+    alpha, floor, guard, frozen, _ = min(
+        trials, key=lambda t: (_rank(t[4], target), t[0], t[1], t[2]))
+    chosen = _state(shift, alpha, min(floor, 128.0), window, seed, guard, frozen)
     before = _judge(core, model, default, held, options)[0]
     after = _judge(core, model, chosen, held, options)[0]
-    text = (f"alpha {alpha:g}, floor {floor:.3g}, guard {guard:g} sigma, window seeded at "
-            f"{seed[0]:.3g} +/- "
+    form = ("a fixed threshold at the seeded baseline + alpha sigma" if frozen
+            else f"an adaptive threshold, floor {floor:.3g}, guard {guard:g} sigma")
+    text = (f"{form}: alpha {alpha:g}, window seeded at {seed[0]:.3g} +/- "
             f"{seed[1]:.3g} (score units: reconstruction MSE in "
             f"squared input steps / 2^{shift}), chosen for a false-alarm rate of at most "
             f"{target:.1%} per window over {len(trials)} candidates; held-out against alpha "

@@ -232,6 +232,13 @@ enum tinyfix_anomaly_mode {
 
 /** Anomaly option bits. */
 #define TINYFIX_ANOMALY_LEARN_ANOMALIES 0x01u /**< also add anomalous samples to the window */
+/**
+ * Learn nothing: the window keeps the seeded baseline (seed_mean, seed_sigma), so the
+ * threshold is fixed at seed_mean + max(alpha * seed_sigma, min_dev). For a baseline that
+ * does not drift, where an adaptive window only adds its estimation noise.
+ */
+#define TINYFIX_ANOMALY_FROZEN          0x02u
+#define TINYFIX_ANOMALY_OPTIONS_ALL     0x03u
 
 enum tinyfix_fill_mode {
 	TINYFIX_FILL_LAST = 0, /**< missing sample takes the channel's last good value */
