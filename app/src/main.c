@@ -37,7 +37,7 @@ static struct tinyfix_model_info fix_model;
 static struct tinyfix_params identity_params;
 static K_SEM_DEFINE(wake, 0, 1);
 #if !defined(CONFIG_APP_INPUT_NONE)
-BUILD_ASSERT(INPUT_FRAMES * INPUT_CHANNELS == MODEL_INPUT_ELEMENTS && MODEL_INPUT_DTYPE == 9,
+BUILD_ASSERT((INPUT_FRAMES * INPUT_CHANNELS) == MODEL_INPUT_ELEMENTS && MODEL_INPUT_DTYPE == 9,
 	     "the local input provider feeds 64 x 3 int8 windows: another model needs "
 	     "CONFIG_APP_INPUT_NONE (the host link feeds it)");
 /* A window is 768 bytes: static rather than on the main stack. */
@@ -233,7 +233,9 @@ int main(void)
 	m = model_desc();
 	print_tensor("model: crc", m->crc, &m->input, &m->output);
 	printk("model: %u classes (%s), features %u (%s)\n", (unsigned int)MODEL_NUM_CLASSES,
-	       MODEL_KIND == 2 ? "autoencoder" : MODEL_KIND == 1 ? "binary" : "classifier",
+	       MODEL_KIND == 2   ? "autoencoder"
+	       : MODEL_KIND == 1 ? "binary"
+				 : "classifier",
 	       (unsigned int)m->feature.count, m->feature_mode);
 	printk("model: arena used %u of %u bytes\n", (unsigned int)m->arena_used,
 	       (unsigned int)m->arena_size);

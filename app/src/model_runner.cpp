@@ -175,7 +175,8 @@ void describe(struct model_tensor *d, const TfLiteTensor *t)
 }
 
 /* A tensor of the flatbuffer (the feature tensor or the logical output) by index. */
-[[maybe_unused]] void describe_flat(struct model_tensor *d, int index, uint8_t dtype, size_t elem_size)
+[[maybe_unused]] void describe_flat(struct model_tensor *d, int index, uint8_t dtype,
+				    size_t elem_size)
 {
 	const tflite::SubGraph *sg = model->subgraphs()->Get(0);
 	const tflite::Tensor *t = sg->tensors()->Get(index);
@@ -211,7 +212,8 @@ void requantize_output(void)
 	const float *f = output->data.f;
 
 	for (size_t i = 0; i < MODEL_LOGICAL_OUTPUT_ELEMENTS; i++) {
-		long q = lroundf(f[i] / MODEL_LOGICAL_OUTPUT_SCALE) + MODEL_LOGICAL_OUTPUT_ZERO_POINT;
+		long q = lroundf(f[i] / MODEL_LOGICAL_OUTPUT_SCALE) +
+			 MODEL_LOGICAL_OUTPUT_ZERO_POINT;
 
 #if MODEL_LOGICAL_OUTPUT_DTYPE == 7 /* int16 */
 		((int16_t *)logical_output)[i] = (int16_t)CLAMP(q, INT16_MIN, INT16_MAX);
@@ -266,8 +268,8 @@ extern "C" int model_init(void)
 	input = interpreter->input(0);
 	output = interpreter->output(0);
 	if (!matches(input, MODEL_INPUT_DTYPE, MODEL_INPUT_BYTES)) {
-		LOG_ERR("input tensor is not the generated one (type %d, %u bytes)", MODEL_INPUT_DTYPE,
-			(unsigned int)MODEL_INPUT_BYTES);
+		LOG_ERR("input tensor is not the generated one (type %d, %u bytes)",
+			MODEL_INPUT_DTYPE, (unsigned int)MODEL_INPUT_BYTES);
 		return -EINVAL;
 	}
 	if (!matches(output, MODEL_OUTPUT_DTYPE, MODEL_OUTPUT_BYTES)) {
@@ -287,7 +289,8 @@ extern "C" int model_init(void)
 #if !defined(CONFIG_APP_FEATURES_NONE)
 	if (!kFeaturesUsable) {
 		if (MODEL_FEATURE_TENSOR >= 0) {
-			LOG_WRN("feature vector of %d values unused (CONFIG_TINYFIX_MAX_FEATURES=%d): "
+			LOG_WRN("feature vector of %d values unused "
+				"(CONFIG_TINYFIX_MAX_FEATURES=%d): "
 				"the head stage is unavailable",
 				MODEL_FEATURE_ELEMENTS, TINYFIX_MAX_FEATURES);
 		}

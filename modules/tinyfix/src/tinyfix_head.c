@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Stage 0: the re-fitted last layer, with the arithmetic of TFLM's reference int8
- * FULLY_CONNECTED (per-channel multiplier and shift, doubling high multiply, rounding divide
- * by a power of two), so the host's evaluation through this file is bit-exact to the device.
+ * Stage 0: the re-fitted last layer. A whole layer has the arithmetic of TFLM's reference
+ * int8 FULLY_CONNECTED (per-channel multiplier and shift, doubling high multiply, rounding
+ * divide by a power of two), so the model's own layer comes back bit for bit; a residual
+ * adds Q16.16 logits from a subset of the features to the model's own output. The host
+ * evaluates through this file, so its figures are bit-exact to the device's.
  */
 
 #include <string.h>
@@ -59,32 +61,49 @@ static inline int32_t weight(const struct tinyfix_ctx *ctx, size_t i, bool adapt
 	return w;
 }
 
-/* One row's accumulator over the features it reads, and what adaptation needs of them. */
-static int32_t row_acc(struct tinyfix_ctx *ctx, const int8_t *features, uint16_t row,
-		       bool adapted)
+/* A whole layer's row: every feature, as TFLM's FULLY_CONNECTED. */
+static int32_t row_acc(struct tinyfix_ctx *ctx, const int8_t *features, uint16_t row, bool adapted)
 {
 	const struct tinyfix_params *p = &ctx->params;
-	const struct tinyfix_head_params *h = &p->head;
 	const int32_t in_offset = -ctx->model.feature_zero_point;
-	const uint16_t n_cols = p->head_columns > 0U ? p->head_columns : p->n_features;
-	size_t i = (size_t)row * n_cols;
-	int32_t acc = h->bias[row];
-	uint16_t f;
+	size_t i = (size_t)row * p->n_features;
+	int32_t acc = p->head.bias[row];
 
-	if (p->head_columns == 0U) {
-		for (f = 0; f < p->n_features; f++, i++) {
-			acc += weight(ctx, i, adapted) * ((int32_t)features[f] + in_offset);
-		}
-		return acc;
-	}
-	/* A residual reads only its columns, in feature order. */
-	for (f = 0; f < p->n_features; f++) {
-		if (((h->columns[f / 8U] >> (f % 8U)) & 1U) != 0U) {
-			acc += weight(ctx, i, adapted) * ((int32_t)features[f] + in_offset);
-			i++;
-		}
+	for (uint16_t f = 0; f < p->n_features; f++, i++) {
+		acc += weight(ctx, i, adapted) * ((int32_t)features[f] + in_offset);
 	}
 	return acc;
+}
+
+/*
+ * A residual's rows in one pass over its column bitmap (skipping empty bytes), so a few
+ * hundred columns of a 4000-feature vector cost their own products and little else.
+ */
+static void residual_accs(struct tinyfix_ctx *ctx, const int8_t *features, int32_t *acc,
+			  bool adapted)
+{
+	const struct tinyfix_params *p = &ctx->params;
+	const int32_t in_offset = -ctx->model.feature_zero_point;
+	const uint16_t k = p->head_columns;
+	uint16_t j = 0;
+
+	for (uint16_t r = 0; r < p->head_rows; r++) {
+		acc[r] = p->head.bias[r];
+	}
+	for (uint16_t byte = 0; byte < (uint16_t)((p->n_features + 7U) / 8U); byte++) {
+		uint8_t bits = p->head.columns[byte];
+
+		for (uint16_t f = (uint16_t)(byte * 8U); bits != 0U; f++, bits >>= 1) {
+			if ((bits & 1U) != 0U) {
+				int32_t x = (int32_t)features[f] + in_offset;
+
+				for (uint16_t r = 0; r < p->head_rows; r++) {
+					acc[r] += weight(ctx, (size_t)r * k + j, adapted) * x;
+				}
+				j++;
+			}
+		}
+	}
 }
 
 #if TINYFIX_WITH_ADAPT
@@ -107,8 +126,7 @@ static void keep_features(struct tinyfix_ctx *ctx, const int8_t *features)
 }
 #endif
 
-bool tinyfix_head_run(struct tinyfix_ctx *ctx, const int8_t *features, int8_t *out,
-		      int32_t *delta)
+bool tinyfix_head_run(struct tinyfix_ctx *ctx, const int8_t *features, int8_t *out, int32_t *delta)
 {
 	const struct tinyfix_params *p = &ctx->params;
 	const struct tinyfix_head_params *h = &p->head;
@@ -123,21 +141,24 @@ bool tinyfix_head_run(struct tinyfix_ctx *ctx, const int8_t *features, int8_t *o
 	}
 #endif
 	if (p->head_columns > 0U) {
+		int32_t acc[TINYFIX_MAX_CLASSES];
+
+		residual_accs(ctx, features, acc, adapted);
 		memset(delta, 0, sizeof(int32_t) * p->n_classes);
+		for (r = 0; r < p->head_rows; r++) {
+			delta[first_class + r] =
+				tinyfix_mul_q31(acc[r], h->multiplier[r], h->shift[r]);
+		}
+		return false;
 	}
 	for (r = 0; r < p->head_rows; r++) {
-		int32_t acc = row_acc(ctx, features, r, adapted);
+		int32_t v = requantize(row_acc(ctx, features, r, adapted), h->multiplier[r],
+				       h->shift[r]) +
+			    ctx->model.output_quant.zero_point;
 
-		if (p->head_columns > 0U) {
-			delta[first_class + r] = tinyfix_mul_q31(acc, h->multiplier[r], h->shift[r]);
-		} else {
-			int32_t v = requantize(acc, h->multiplier[r], h->shift[r]) +
-				    ctx->model.output_quant.zero_point;
-
-			out[r] = (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
-		}
+		out[r] = (int8_t)(v < -128 ? -128 : (v > 127 ? 127 : v));
 	}
-	return p->head_columns == 0U;
+	return true;
 }
 
 #endif /* TINYFIX_MAX_FEATURES > 0 */

@@ -65,8 +65,7 @@ void tinyfix_correct_frame(const struct tinyfix_ctx *ctx, const void *raw, const
  * residual writes the per-class Q16.16 logit additions to delta (n_classes values) instead.
  * Returns true for a whole layer.
  */
-bool tinyfix_head_run(struct tinyfix_ctx *ctx, const int8_t *features, int8_t *out,
-		      int32_t *delta);
+bool tinyfix_head_run(struct tinyfix_ctx *ctx, const int8_t *features, int8_t *out, int32_t *delta);
 
 /* Autoencoders: output / input scale ratio and 1/n, prepared at init. */
 void tinyfix_recon_prepare(struct tinyfix_ctx *ctx);

@@ -355,8 +355,8 @@ static void do_infer(struct tinyfix_link *link, const struct tinyfix_wire_frame 
 	link->staged_input.received = 0U;
 
 	memset(&rsp, 0, sizeof(rsp));
-	err = invoke_model(link, input, link->input_len,
-			   (send_features || head) ? &features : NULL, &rsp.cycles_invoke);
+	err = invoke_model(link, input, link->input_len, (send_features || head) ? &features : NULL,
+			   &rsp.cycles_invoke);
 	if (err != 0) {
 		reply_error(link, req, err, TEXT("model invoke failed"));
 		return;
@@ -549,7 +549,8 @@ static void do_write(struct tinyfix_link *link, const struct tinyfix_wire_frame 
 	rsp.target = in.target;
 	rsp.next = st->received;
 	rsp.total = st->total;
-	reply(link, req, 0U, tinyfix_wire_write_rsp_encode(&rsp, link->scratch, link->scratch_size));
+	reply(link, req, 0U,
+	      tinyfix_wire_write_rsp_encode(&rsp, link->scratch, link->scratch_size));
 }
 
 /* READ: a piece of the active parameter set, the last raw output or the last features. */
@@ -572,7 +573,8 @@ static void do_read(struct tinyfix_link *link, const struct tinyfix_wire_frame *
 	}
 	switch (in.target) {
 	case TINYFIX_WIRE_TARGET_PARAMS:
-		err = tinyfix_params_encode_range(&link->ctx->params, in.offset, data, room, &total);
+		err = tinyfix_params_encode_range(&link->ctx->params, in.offset, data, room,
+						  &total);
 		n = err > 0 ? (size_t)err : 0U;
 		err = err < 0 ? TINYFIX_WIRE_ERR_VALUE : 0;
 		break;

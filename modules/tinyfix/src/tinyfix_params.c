@@ -154,9 +154,8 @@ static bool fits_build(const struct counts *n)
 	    n->features > TINYFIX_MAX_FEATURES) {
 		return false;
 	}
-	return n->features == 0U ||
-	       (n->rows <= TINYFIX_MAX_CLASSES && n->columns <= n->features &&
-		head_weight_count(n) <= (size_t)TINYFIX_MAX_HEAD_WEIGHTS);
+	return n->features == 0U || (n->rows <= TINYFIX_MAX_CLASSES && n->columns <= n->features &&
+				     head_weight_count(n) <= (size_t)TINYFIX_MAX_HEAD_WEIGHTS);
 }
 
 /* Copies the encoded bytes that fall in the wanted range of a range cursor. */
@@ -253,9 +252,9 @@ static int32_t as_int(uint32_t raw, uint8_t size, uint8_t is_signed)
  */
 static int walk(struct cursor *c, struct tinyfix_params *p)
 {
-	uint32_t v[10] = {PARAMS_MAGIC,   p->format_version, p->flags,       p->model_crc,
-			  p->n_classes,   p->n_channels,     p->n_features,  p->output_kind,
-			  p->head_rows,   p->head_columns};
+	uint32_t v[10] = {PARAMS_MAGIC, p->format_version, p->flags,      p->model_crc,
+			  p->n_classes, p->n_channels,     p->n_features, p->output_kind,
+			  p->head_rows, p->head_columns};
 	static const uint8_t hsize[10] = {4, 2, 2, 4, 2, 2, 2, 2, 2, 2};
 	struct counts counts;
 	size_t i, k, n;
@@ -504,9 +503,10 @@ static int check_stages(const struct tinyfix_params *p, const struct tinyfix_mod
 		return TINYFIX_ERR_UNSUPPORTED;
 	}
 	/* Raw scores per class exist only for a classifier's int8 output. */
-	if (vote && (m->kind == TINYFIX_MODEL_AUTOENCODER ||
-		     (p->vote.source == TINYFIX_VOTE_FROM_RAW &&
-		      (m->output_type != TINYFIX_DTYPE_INT8 || m->kind != TINYFIX_MODEL_CLASSIFIER)))) {
+	if (vote &&
+	    (m->kind == TINYFIX_MODEL_AUTOENCODER ||
+	     (p->vote.source == TINYFIX_VOTE_FROM_RAW &&
+	      (m->output_type != TINYFIX_DTYPE_INT8 || m->kind != TINYFIX_MODEL_CLASSIFIER)))) {
 		return TINYFIX_ERR_UNSUPPORTED;
 	}
 	return TINYFIX_OK;
@@ -537,9 +537,8 @@ int tinyfix_params_validate(const struct tinyfix_params *params,
 	if (params->n_classes != model->n_classes ||
 	    ((params->flags & TINYFIX_STAGE_INPUT) != 0U &&
 	     params->n_channels != model->n_channels) ||
-	    (params->n_features != 0U &&
-	     (params->n_features != model->n_features ||
-	      params->head_rows != tf_model_outputs(model)))) {
+	    (params->n_features != 0U && (params->n_features != model->n_features ||
+					  params->head_rows != tf_model_outputs(model)))) {
 		return TINYFIX_ERR_CLASSES;
 	}
 	err = check_ranges(params);

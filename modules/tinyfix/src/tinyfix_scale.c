@@ -102,7 +102,8 @@ void tinyfix_correct_frame(const struct tinyfix_ctx *ctx, const void *raw, const
 		}
 		logit = x;
 		if (scale_on) {
-			logit = tf_round_shift(x * ctx->eff_scale[c], TF_Q16_SHIFT) + p->class_bias[c];
+			logit = tf_round_shift(x * ctx->eff_scale[c], TF_Q16_SHIFT) +
+				p->class_bias[c];
 		}
 		res->logit[c] = tf_sat32(logit + ctx->bias_delta[c]);
 		if (res->logit[c] > max_logit) {

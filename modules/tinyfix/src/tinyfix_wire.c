@@ -584,8 +584,8 @@ int tinyfix_wire_read_req_decode(const uint8_t *payload, size_t len,
 	return 0;
 }
 
-int tinyfix_wire_read_rsp_header(int16_t status, uint8_t target, uint32_t offset,
-				 uint32_t total, uint8_t *dst, size_t cap)
+int tinyfix_wire_read_rsp_header(int16_t status, uint8_t target, uint32_t offset, uint32_t total,
+				 uint8_t *dst, size_t cap)
 {
 	struct writer w;
 

@@ -117,14 +117,14 @@ extern "C" {
 #if TINYFIX_MAX_FEATURES < 0 || TINYFIX_MAX_FEATURES > 4096
 #error "TINYFIX_MAX_FEATURES must be in [0, 4096]"
 #endif
-#if TINYFIX_MAX_FEATURES > 0 &&                                                                    \
-	(TINYFIX_MAX_HEAD_WEIGHTS < 1 || TINYFIX_MAX_HEAD_WEIGHTS > 262144)
+#if TINYFIX_MAX_FEATURES > 0 && (TINYFIX_MAX_HEAD_WEIGHTS < 1 || TINYFIX_MAX_HEAD_WEIGHTS > 262144)
 #error "TINYFIX_MAX_HEAD_WEIGHTS must be in [1, 262144]"
 #endif
 /** Most features a head reads: every one for a whole layer, fewer if the weights limit it. */
 #define TINYFIX_HEAD_MAX_COLUMNS                                                                   \
-	(TINYFIX_MAX_HEAD_WEIGHTS < TINYFIX_MAX_FEATURES ? TINYFIX_MAX_HEAD_WEIGHTS                \
-							 : (TINYFIX_MAX_FEATURES > 0 ? TINYFIX_MAX_FEATURES : 1))
+	(TINYFIX_MAX_HEAD_WEIGHTS < TINYFIX_MAX_FEATURES                                           \
+		 ? TINYFIX_MAX_HEAD_WEIGHTS                                                        \
+		 : (TINYFIX_MAX_FEATURES > 0 ? TINYFIX_MAX_FEATURES : 1))
 
 /** Format version of struct tinyfix_params and of its encoded blob. */
 #define TINYFIX_PARAMS_VERSION 2
@@ -592,15 +592,15 @@ int tinyfix_params_validate(const struct tinyfix_params *params,
 #define TINYFIX_PARAMS_ENCODED_SIZE(classes, channels) (97U + 13U * (classes) + 16U * (channels))
 #define TINYFIX_PARAMS_HEAD_SIZE(rows, features, columns)                                          \
 	((features) > 0 ? 12U * (rows) + (rows) * ((columns) > 0 ? (columns) : (features)) +       \
-				  ((columns) > 0 ? ((features) + 7U) / 8U : 0U)                      \
+				  ((columns) > 0 ? ((features) + 7U) / 8U : 0U)                    \
 			: 0U)
 
 /** The largest encoded parameter set this build accepts. */
 #define TINYFIX_PARAMS_BLOB_MAX                                                                    \
 	(TINYFIX_PARAMS_ENCODED_SIZE(TINYFIX_MAX_CLASSES, TINYFIX_MAX_CHANNELS) +                  \
-	 (TINYFIX_MAX_FEATURES > 0                                                                 \
-		  ? 12U * TINYFIX_MAX_CLASSES + TINYFIX_MAX_HEAD_WEIGHTS + (TINYFIX_MAX_FEATURES + 7U) / 8U \
-		  : 0U))
+	 (TINYFIX_MAX_FEATURES > 0 ? 12U * TINYFIX_MAX_CLASSES + TINYFIX_MAX_HEAD_WEIGHTS +        \
+					     (TINYFIX_MAX_FEATURES + 7U) / 8U                      \
+				   : 0U))
 
 /** Bytes tinyfix_params_encoded_size() for these counts (rows and columns of the head). */
 size_t tinyfix_params_encoded_size(uint16_t n_classes, uint16_t n_channels, uint16_t n_features,

@@ -100,7 +100,7 @@ extern "C" {
 
 /* WRITE / READ targets. */
 #define TINYFIX_WIRE_TARGET_INPUT    1 /* WRITE: the model's input tensor, for INFER STAGED */
-#define TINYFIX_WIRE_TARGET_PARAMS   2 /* WRITE: a blob for SET_PARAMS STAGED; READ: the active set */
+#define TINYFIX_WIRE_TARGET_PARAMS   2 /* WRITE: a blob for SET_PARAMS STAGED; READ: the set */
 #define TINYFIX_WIRE_TARGET_OUTPUT   3 /* READ: the last INFER's raw output tensor */
 #define TINYFIX_WIRE_TARGET_FEATURES 4 /* READ: the last INFER's feature vector */
 
@@ -238,7 +238,7 @@ struct tinyfix_wire_info {
 	uint32_t n_outputs;
 	/** Largest parameter blob SET_PARAMS takes (inline, or staged with WRITE), bytes. */
 	uint32_t max_params;
-	/** Build limits: TINYFIX_MAX_FEATURES, _MAX_HEAD_WEIGHTS, _MAX_CHANNELS, _MAX_ANOMALY_WINDOW. */
+	/** Build limits: TINYFIX_MAX_FEATURES, _HEAD_WEIGHTS, _CHANNELS, _ANOMALY_WINDOW. */
 	uint16_t max_features;
 	uint32_t max_head_weights;
 	uint16_t max_channels;
@@ -622,8 +622,8 @@ int tinyfix_wire_read_req_decode(const uint8_t *payload, size_t len,
  * @retval TINYFIX_WIRE_READ_RSP_FIXED
  * @retval TINYFIX_WIRE_ERR_NO_SPACE @p cap is below TINYFIX_WIRE_READ_RSP_FIXED.
  */
-int tinyfix_wire_read_rsp_header(int16_t status, uint8_t target, uint32_t offset,
-				 uint32_t total, uint8_t *dst, size_t cap);
+int tinyfix_wire_read_rsp_header(int16_t status, uint8_t target, uint32_t offset, uint32_t total,
+				 uint8_t *dst, size_t cap);
 
 /**
  * @brief Encode an ERROR response payload.

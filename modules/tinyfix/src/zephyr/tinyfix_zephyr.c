@@ -216,8 +216,8 @@ static int dt_fill(struct tinyfix_params *p, const struct tinyfix_model_info *m)
 	TFZ_UNSIGNED(err, p->n_channels, n_channels);
 	TFZ_UNSIGNED(err, p->n_features, n_features);
 	/* Absent head-rows: one per model output (the usual whole layer). */
-	p->head_rows = p->n_features > 0U ? (uint16_t)(m->n_outputs ? m->n_outputs : m->n_classes)
-					  : 0U;
+	p->head_rows =
+		p->n_features > 0U ? (uint16_t)(m->n_outputs ? m->n_outputs : m->n_classes) : 0U;
 	TFZ_UNSIGNED(err, p->head_rows, head_rows);
 	TFZ_UNSIGNED(err, p->head_columns, head_columns);
 	if (err != TINYFIX_OK) {
