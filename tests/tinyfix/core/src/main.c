@@ -513,7 +513,7 @@ ZTEST(tinyfix_params, test_encode_decode_round_trip)
 	zassert_ok(tinyfix_params_validate(&params, &m));
 
 	zassert_ok(tinyfix_params_encode(&params, buf, sizeof(buf), &written));
-	zassert_equal(written, tinyfix_params_encoded_size(N_CLASSES, 2, 0));
+	zassert_equal(written, tinyfix_params_encoded_size(N_CLASSES, 2, 0, 0, 0));
 	zassert_ok(tinyfix_params_decode(buf, written, &params2));
 	zassert_mem_equal(&params2, &params, sizeof(params));
 	zassert_ok(tinyfix_params_validate(&params2, &m));
@@ -526,8 +526,11 @@ ZTEST(tinyfix_params, test_encode_decode_round_trip)
 
 ZTEST(tinyfix_params, test_blob_bound_matches_largest_encoding)
 {
+	/* The largest: a residual reading every feature (the whole layer plus its bitmap). */
+	const uint16_t rows = TINYFIX_MAX_FEATURES > 0 ? TINYFIX_MAX_CLASSES : 0;
+
 	zassert_equal(tinyfix_params_encoded_size(TINYFIX_MAX_CLASSES, TINYFIX_MAX_CHANNELS,
-						  TINYFIX_MAX_FEATURES),
+						  TINYFIX_MAX_FEATURES, rows, TINYFIX_MAX_FEATURES),
 		      TINYFIX_ZEPHYR_PARAMS_BLOB_MAX);
 }
 
@@ -552,6 +555,7 @@ ZTEST(tinyfix_head, test_head_replaces_logits_from_features)
 	zassert_ok(tinyfix_params_identity(&params, &m));
 	params.flags |= TINYFIX_STAGE_HEAD;
 	params.n_features = N_FEATURES;
+	params.head_rows = N_CLASSES;
 	for (int c = 0; c < N_CLASSES; c++) {
 		params.head.multiplier[c] = 1 << 30; /* 0.5 */
 		params.head.shift[c] = 0;
@@ -573,10 +577,38 @@ ZTEST(tinyfix_head, test_head_replaces_logits_from_features)
 
 	/* The head travels in the blob, negative weights and bias included. */
 	zassert_ok(tinyfix_params_encode(&params, buf, sizeof(buf), &written));
-	zassert_equal(written, tinyfix_params_encoded_size(N_CLASSES, 0, N_FEATURES));
+	zassert_equal(written, tinyfix_params_encoded_size(N_CLASSES, 0, N_FEATURES, N_CLASSES, 0));
 	zassert_ok(tinyfix_params_decode(buf, written, &params2));
 	zassert_mem_equal(&params2, &params, sizeof(params));
 	zassert_ok(tinyfix_params_validate(&params2, &m));
+}
+
+ZTEST(tinyfix_head, test_a_residual_adds_its_columns_to_the_models_logits)
+{
+	static const int8_t raw[N_CLASSES] = {100, 0, 0, 0};
+	static const int8_t features[N_FEATURES] = {0, 0, 0, 100};
+	struct tinyfix_model_info m = model_a;
+
+	m.n_features = N_FEATURES;
+	zassert_ok(tinyfix_init(&ctx, &m));
+	zassert_ok(tinyfix_params_identity(&params, &m));
+	params.flags |= TINYFIX_STAGE_HEAD;
+	params.n_features = N_FEATURES;
+	params.head_rows = N_CLASSES;
+	params.head_columns = 1;
+	params.head.columns[0] = 1U << 3; /* feature 3 only */
+	for (int c = 0; c < N_CLASSES; c++) {
+		/* 2^30 * 2^(1 - 31): one Q16.16 step per accumulator unit */
+		params.head.multiplier[c] = 1 << 30;
+		params.head.shift[c] = 1;
+	}
+	params.head.weights[2] = 1; /* class 2 gains 1 * (100 - zero point) */
+	tinyfix_params_seal(&params);
+	zassert_ok(tinyfix_set_params(&ctx, &params));
+	zassert_ok(tinyfix_process(&ctx, raw, features, 0, &res));
+	/* The model's own logits stay; class 2's grows by 100 - feature zero point. */
+	zassert_equal(res.logit[0], 100 * RAW_TO_Q16);
+	zassert_equal(res.logit[2], 100 - m.feature_zero_point);
 }
 
 #endif /* TINYFIX_MAX_FEATURES > 0 */
