@@ -542,6 +542,16 @@ ZTEST(tinyfix_params, test_blob_bound_matches_largest_encoding)
 
 ZTEST_SUITE(tinyfix_head, NULL, models_setup, NULL, NULL, NULL);
 
+/* A context for model m and an identity set with an empty whole-layer head to fill in. */
+static void start_head_params(const struct tinyfix_model_info *m)
+{
+	zassert_ok(tinyfix_init(&ctx, m));
+	zassert_ok(tinyfix_params_identity(&params, m));
+	params.flags |= TINYFIX_STAGE_HEAD;
+	params.n_features = N_FEATURES;
+	params.head_rows = N_CLASSES;
+}
+
 ZTEST(tinyfix_head, test_head_replaces_logits_from_features)
 {
 	static const int8_t raw[N_CLASSES] = {100, 0, 0, 0};
@@ -551,11 +561,7 @@ ZTEST(tinyfix_head, test_head_replaces_logits_from_features)
 	size_t written;
 
 	m.n_features = N_FEATURES;
-	zassert_ok(tinyfix_init(&ctx, &m));
-	zassert_ok(tinyfix_params_identity(&params, &m));
-	params.flags |= TINYFIX_STAGE_HEAD;
-	params.n_features = N_FEATURES;
-	params.head_rows = N_CLASSES;
+	start_head_params(&m);
 	for (int c = 0; c < N_CLASSES; c++) {
 		params.head.multiplier[c] = 1 << 30; /* 0.5 */
 		params.head.shift[c] = 0;
@@ -590,11 +596,7 @@ ZTEST(tinyfix_head, test_a_residual_adds_its_columns_to_the_models_logits)
 	struct tinyfix_model_info m = model_a;
 
 	m.n_features = N_FEATURES;
-	zassert_ok(tinyfix_init(&ctx, &m));
-	zassert_ok(tinyfix_params_identity(&params, &m));
-	params.flags |= TINYFIX_STAGE_HEAD;
-	params.n_features = N_FEATURES;
-	params.head_rows = N_CLASSES;
+	start_head_params(&m);
 	params.head_columns = 1;
 	params.head.columns[0] = 1U << 3; /* feature 3 only */
 	for (int c = 0; c < N_CLASSES; c++) {
@@ -728,7 +730,7 @@ ZTEST(tinyfix_zephyr, test_saved_set_is_restored_at_init)
 	zassert_not_null(key);
 	zassert_str_equal(key, "tinyfix/params");
 	zassert_not_null(settings_ram_value(&len));
-	zassert_equal(len, tinyfix_params_encoded_size(N_CLASSES, 0, 0));
+	zassert_equal(len, tinyfix_params_encoded_size(N_CLASSES, 0, 0, 0, 0));
 	zassert_not_equal(active_crc(), params.crc, "saving does not apply");
 
 	zassert_ok(tinyfix_zephyr_init(&zctx, &model_a));
