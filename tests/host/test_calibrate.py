@@ -88,3 +88,59 @@ def test_push_delivers_the_set_and_the_device_decides_as_the_host_predicted(tmp_
     assert calibrate(tmp_path, field_data, "--push") == 0
     out = capsys.readouterr().out
     assert "differ from the host's in 0" in out.replace("\n", " ")
+
+
+def without_class_names(src: Path, dst: Path, drop_class: int | None = None) -> Path:
+    d = dict(np.load(src))
+    del d["class_names"]
+    if drop_class is not None:
+        keep = d["y"] != drop_class
+        d = {"x": d["x"][keep], "y": d["y"][keep]}
+    np.savez(dst, **d)
+    return dst
+
+
+def test_unnamed_data_without_the_models_last_class_is_fitted_for_every_class(tmp_path,
+                                                                             field_data):
+    # A field set with no example of a rare class: the labels stop below the model's count.
+    data = (without_class_names(field_data[0], tmp_path / "cal.npz", drop_class=5),
+            without_class_names(field_data[1], tmp_path / "eval.npz", drop_class=5))
+    assert calibrate(tmp_path / "out", data) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["after"]["accuracy"] > report["before"]["accuracy"]
+    params = (tmp_path / "out" / "params.yaml").read_text()
+    assert "n_classes: 6" in params and "name: '5'" in params
+
+
+def test_replay_names_decisions_of_classes_the_data_does_not_label(tmp_path, field_data):
+    assert calibrate(tmp_path / "out", field_data) == 0
+    lab = gd.generate_classification("lab", n=60, seed=3)
+    unknown = lab["y"] == 5
+    assert unknown.any()
+    # Labels stop at 4 (no class_names), yet the model decides class 5 on these inputs.
+    y = np.where(unknown, 0, np.minimum(lab["y"], 4))
+    np.savez(tmp_path / "replay.npz", x=lab["x"], y=y)
+    assert cli.main(["replay", "--params", str(tmp_path / "out" / "params.yaml"), "--model",
+                     str(default_model()), "--data", str(tmp_path / "replay.npz"),
+                     "--show", "60"]) == 0
+
+
+def test_names_for_another_class_count_are_refused_before_any_sample_is_sent(tmp_path,
+                                                                            field_data, capsys):
+    d = dict(np.load(field_data[0]))
+    d["class_names"] = d["class_names"][:5]
+    keep = d["y"] < 5
+    d["x"], d["y"] = d["x"][keep], d["y"][keep]
+    np.savez(tmp_path / "five.npz", **d)
+    assert calibrate(tmp_path / "out", (tmp_path / "five.npz", field_data[1])) == 1
+    err = capsys.readouterr().err
+    assert "names 5 classes" in err and "the model has 6" in err
+    assert not (tmp_path / "out" / "capture.tfcap").exists()
+
+
+def test_eval_naming_other_classes_than_the_data_is_refused(tmp_path, field_data, capsys):
+    d = dict(np.load(field_data[1]))
+    d["class_names"] = d["class_names"][::-1]
+    np.savez(tmp_path / "eval.npz", **d)
+    assert calibrate(tmp_path / "out", (field_data[0], tmp_path / "eval.npz")) == 1
+    assert "--eval names the classes unknown, shake" in capsys.readouterr().err

@@ -151,3 +151,20 @@ def test_classification_split_keeps_inputs_with_their_labels():
     assert len(cal) == 24 and len(ev) == 6
     assert np.array_equal(ev.x[:, 0] // 10, ev.y)
     assert np.array_equal(cal.x[:, 0] // 10, cal.y)
+
+
+def test_unnamed_labels_may_use_some_of_a_models_classes(tmp_path):
+    data = datasets.load_classification(save(tmp_path / "d.npz", x=np.zeros((3, 2)), y=[0, 2, 2]))
+    assert data.class_names == ("0", "1", "2") and not data.names_given
+    assert data.names_for_model(5) == ("0", "1", "2", "3", "4")
+    with pytest.raises(TinyfixError, match="labels go up to 2 but the model has 2 classes"):
+        data.names_for_model(2)
+
+
+def test_named_data_must_name_every_class_of_the_model(tmp_path):
+    data = datasets.load_classification(save(tmp_path / "d.npz", x=np.zeros((2, 2)), y=[0, 1],
+                                             class_names=np.array(["no", "yes"])))
+    assert data.names_given and data.names_for_model(2) == ("no", "yes")
+    with pytest.raises(TinyfixError, match=r"names 2 classes \(no, yes\) but the model has 3"):
+        data.names_for_model(3)
+    assert data.subset(np.array([1])).names_given

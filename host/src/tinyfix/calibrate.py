@@ -195,10 +195,22 @@ def _splits(job: CalibrateJob, load: Loader) -> tuple[datasets.ClassificationDat
     return data, cal, ev
 
 
+def _class_names(data: datasets.ClassificationData, ev: datasets.ClassificationData,
+                 model: ModelInfo) -> tuple[str, ...]:
+    """The model's class names, checked against both sets before any sample is sent."""
+    names = data.names_for_model(model.n_classes)
+    eval_names = ev.names_for_model(model.n_classes)
+    if data.names_given and ev.names_given and eval_names != names:
+        raise TinyfixError(f"--eval names the classes {', '.join(eval_names)}, --data "
+                           f"{', '.join(names)}")
+    return names
+
+
 def _classification(job: CalibrateJob, device: Device | None, core: Core,
                     console: Console) -> tuple[FitResult, Evaluation, tuple[str, ...], list]:
     data, cal, ev = _splits(job, datasets.load_classification)
     model = _model(job, device, core)
+    names = _class_names(data, ev, model)
     head, want_features = _head(job, device, core, model)
     raw_cal, raw_ev, f_cal, f_ev = _raw_pair(job, device, core, cal, ev,
                                              np.concatenate([cal.y, ev.y]), console,
@@ -207,7 +219,7 @@ def _classification(job: CalibrateJob, device: Device | None, core: Core,
                                 features=f_cal,
                                 head=head)
     add_monitor(result, raw_cal, cal.x, features=f_cal)
-    return result, result.evaluate(raw_ev, ev.y, features=f_ev), data.class_names, []
+    return result, result.evaluate(raw_ev, ev.y, features=f_ev), names, []
 
 
 def _autoencoder(job: CalibrateJob, device: Device | None, core: Core,

@@ -160,7 +160,7 @@ def cmd_replay(args: argparse.Namespace, console: Console) -> int:
     table = Table(title=f"decisions of 0x{params.crc:08x} over {args.data}")
     for col in ("#", "label", "decision", "confidence"):
         table.add_column(col, justify="right")
-    names = data.class_names
+    names = data.names_for_model(model.n_classes)
     for i in range(min(len(raw), args.show)):
         d = int(out["decision"][i])
         table.add_row(str(i), names[data.y[i]], names[d] if d >= 0 else "none",

@@ -30,12 +30,15 @@ STREAM_KEYS = ("t_ms", "event_start_ms", "event_end_ms", "event_label", "class_n
 
 @dataclass(frozen=True)
 class ClassificationData:
-    """Either `x` (model inputs) or `scores` (raw outputs) is set; `y` are labels."""
+    """Either `x` (model inputs) or `scores` (raw outputs) is set; `y` are labels.
+    `names_given` is False when the file names no classes and `class_names` only counts
+    the labels it uses."""
 
     y: NDArray[np.int64]
     class_names: tuple[str, ...]
     x: NDArray | None = None
     scores: NDArray | None = None
+    names_given: bool = True
 
     def __len__(self) -> int:
         return int(self.y.size)
@@ -44,7 +47,21 @@ class ClassificationData:
         return ClassificationData(
             self.y[index], self.class_names,
             None if self.x is None else self.x[index],
-            None if self.scores is None else self.scores[index])
+            None if self.scores is None else self.scores[index], self.names_given)
+
+    def names_for_model(self, n_classes: int) -> tuple[str, ...]:
+        """The names of a model's n_classes outputs. Unnamed data may label only some of
+        them (a field set without examples of a rare class); named data must name all."""
+        if self.y.size and int(self.y.max()) >= n_classes:
+            raise TinyfixError(f"labels go up to {int(self.y.max())} but the model has "
+                               f"{n_classes} classes (0..{n_classes - 1})")
+        if not self.names_given:
+            return tuple(str(i) for i in range(n_classes))
+        if len(self.class_names) != n_classes:
+            raise TinyfixError(f"the data names {len(self.class_names)} classes "
+                               f"({', '.join(self.class_names)}) but the model has "
+                               f"{n_classes}")
+        return self.class_names
 
 
 @dataclass(frozen=True)
@@ -158,7 +175,8 @@ def load_classification(path: str | Path) -> ClassificationData:
         raise TinyfixError(f"{path}: {len(names)} class_names but `scores` has "
                            f"{scores.shape[1]} columns")
     _check_labels(y, len(names), "`y`", path)
-    return ClassificationData(y, names, x, scores)
+    return ClassificationData(y, names, x, scores,
+                              names_given="class_names" in data or scores is not None)
 
 
 ANOMALY_CLASSES = ("normal", "anomaly")
