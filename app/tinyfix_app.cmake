@@ -79,7 +79,8 @@ endif()
 message(STATUS "${tinyfix_gen_out}")
 # A changed model (or generator) runs CMake again.
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
-  ${TINYFIX_MODEL} ${TINYFIX_REPO}/scripts/gen_model_sources.py)
+  ${TINYFIX_MODEL} ${TINYFIX_REPO}/scripts/gen_model_sources.py
+  ${TINYFIX_REPO}/scripts/tflite_reader.py)
 
 set(tinyfix_model_conf ${TINYFIX_MODEL_DIR}/model.conf)
 if(TINYFIX_MODEL STREQUAL TINYFIX_DEMO_MODEL)

@@ -104,19 +104,25 @@ def _raw_pair(job: CalibrateJob, device: Device | None, core: Core,
                            "(a device, a pyserial URL, or sim)")
     if cal.x is None or ev.x is None:
         raise TinyfixError("give both sets as model inputs (x) or both as recorded scores")
-    model = device.model
-    inputs = quantize_inputs(core, model, np.concatenate([cal.x, ev.x]))
-    store = capture(device, inputs, labels, job.out / "capture.tfcap",
-                    features=features, console=console)
-    try:
-        raw = raw_outputs(store, model, np.arange(len(inputs)))
-        feats = feature_vectors(store, model, np.arange(len(inputs))) if features else None
-    finally:
-        store.close()
+    inputs = quantize_inputs(core, device.model, np.concatenate([cal.x, ev.x]))
+    raw, feats = _captured(job, device, inputs, labels, console, features)
     n = len(cal)
     if feats is None:
         return raw[:n], raw[n:], None, None
     return raw[:n], raw[n:], feats[:n], feats[n:]
+
+
+def _captured(job: CalibrateJob, device: Device, inputs: NDArray, labels: NDArray,
+              console: Console, features: bool) -> tuple[NDArray, NDArray | None]:
+    """Raw outputs (and features) of every input, captured or resumed in the capture file."""
+    store = capture(device, inputs, labels, job.out / "capture.tfcap", features=features,
+                    console=console)
+    try:
+        everything = np.arange(len(inputs))
+        raw = raw_outputs(store, device.model, everything)
+        return raw, feature_vectors(store, device.model, everything) if features else None
+    finally:
+        store.close()
 
 
 def _graph(job: CalibrateJob, device: Device | None) -> ModelGraph | None:
@@ -234,12 +240,8 @@ def _autoencoder(job: CalibrateJob, device: Device | None, core: Core,
                            "(a device, a pyserial URL, or sim) and inputs (x) in --data")
     assert cal.x is not None and ev.x is not None
     inputs = quantize_inputs(core, model, np.concatenate([cal.x, ev.x]))
-    labels = np.concatenate([cal.y, ev.y])
-    store = capture(device, inputs, labels, job.out / "capture.tfcap", console=console)
-    try:
-        raw = raw_outputs(store, model, np.arange(len(inputs)))
-    finally:
-        store.close()
+    raw, _ = _captured(job, device, inputs, np.concatenate([cal.y, ev.y]), console,
+                       features=False)
     n = len(cal)
     result = fit_autoencoder(inputs[:n], raw[:n], cal.y, model, _options(job, device=device),
                              core)

@@ -166,7 +166,8 @@ def run_scores(core: Core, model: ModelInfo, params: Params, scores_q16: NDArray
     update, ok = lib.tinyfix_anomaly_update, lib.TINYFIX_OK
     out = np.empty(len(scores_q16), dtype=bool)
     for i, s in enumerate(np.asarray(scores_q16, dtype=np.int64).tolist()):
-        if update(ctx, s, res) != ok:
-            core.check(update(ctx, s, res), f"anomaly update {i}")
+        err = update(ctx, s, res)
+        if err != ok:
+            core.check(err, f"anomaly update {i}")
         out[i] = res.anomaly
     return out
