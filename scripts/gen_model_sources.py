@@ -709,6 +709,37 @@ def _lifetimes(model: tfl.Model, abi: Abi, scratch: Sequence[tuple[int, int]],
     return buffers
 
 
+def resource_variable_count(model: tfl.Model) -> int:
+    """VAR_HANDLE ops: at most this many resource variables (the firmware creates them)."""
+    return sum(op_name(model, op) == "VAR_HANDLE" for sub in model.subgraphs
+               for op in sub.operators)
+
+
+def is_stateful(model: tfl.Model) -> bool:
+    """Whether an output depends on earlier invocations: variable tensors (LSTM, SVDF
+    state) or resource variables."""
+    return resource_variable_count(model) > 0 or any(
+        t.is_variable for sub in model.subgraphs for t in sub.tensors)
+
+
+def _resource_variable_bytes(model: tfl.Model, abi: Abi) -> list[int]:
+    """Persistent allocations of resource variables: MicroResourceVariables::Create()'s
+    object and slots, then one buffer per variable at its first ASSIGN_VARIABLE's Prepare."""
+    count = resource_variable_count(model)
+    if count == 0:
+        return []
+    # struct MicroResourceVariables {pointer, int, int}; MicroResourceVariable {three
+    # pointers, int bytes, int default_value}.
+    sizes = [abi.pointer + 8, count * (3 * abi.pointer + 8)]
+    for sub in model.subgraphs:
+        assigned: set[int] = set()
+        for op in sub.operators:
+            if op_name(model, op) == "ASSIGN_VARIABLE" and op.inputs[0] not in assigned:
+                assigned.add(op.inputs[0])
+                sizes.append(sub.tensors[op.inputs[1]].nbytes)
+    return sizes
+
+
 def estimate_arena(model: tfl.Model, abi: Abi = TARGET_32,
                    preserve_all: bool = False) -> ArenaEstimate:
     """The arena TFLM's MicroInterpreter::AllocateTensors() needs for `model` on `abi`,
@@ -733,6 +764,8 @@ def estimate_arena(model: tfl.Model, abi: Abi = TARGET_32,
     for _, _, name in nodes:
         if _op_data(name, abi):
             arena.persistent(_op_data(name, abi), ARENA_ALIGN)
+    for size in _resource_variable_bytes(model, abi):
+        arena.persistent(size, ARENA_ALIGN)
     scratch: list[tuple[int, int]] = []
     for k, (sub, op, name) in enumerate(nodes):
         for _ in range(2 if name in NESTED_PREPARE else 1):
@@ -887,6 +920,11 @@ def model_info_header(facts: ModelFacts, arena: ArenaSizing) -> str:
         f"#define MODEL_KIND {KIND_CODES[kind]} /* {kind} */",
         f"#define MODEL_IS_BINARY {int(kind == 'binary')}",
         f"#define MODEL_IS_AUTOENCODER {int(kind == 'autoencoder')}", "",
+        "/** 1 when outputs depend on earlier invocations (variable tensors, resource",
+        " * variables): the link then offers the host a model reset. */",
+        f"#define MODEL_STATEFUL {int(is_stateful(facts.model))}",
+        "/** Resource variables to create (VAR_HANDLE ops), 0 for none. */",
+        f"#define MODEL_RESOURCE_VARIABLES {resource_variable_count(facts.model)}", "",
         f"/** The feature tensor (input 0 of the head op), or -1: {head.note}. */",
         f"#define MODEL_FEATURE_TENSOR {feature.index if feature else -1}",
         f"#define MODEL_FEATURE_ELEMENTS {feature.elements if feature else 0}",

@@ -178,6 +178,12 @@ static uint32_t op_uptime(void *user)
 	return k_uptime_get_32();
 }
 
+static int op_reset_model(void *user)
+{
+	ARG_UNUSED(user);
+	return model_reset() == 0 ? 0 : TINYFIX_WIRE_ERR_INVOKE;
+}
+
 static const struct tinyfix_link_ops link_ops = {
 	.write = op_write,
 	.info = op_info,
@@ -187,6 +193,8 @@ static const struct tinyfix_link_ops link_ops = {
 	.persist = IS_ENABLED(CONFIG_TINYFIX_SETTINGS) ? op_persist : NULL,
 	.cycles = op_cycles,
 	.uptime_ms = op_uptime,
+	/* Offered for a model with state only: the host then resets it for every sample. */
+	.reset_model = MODEL_STATEFUL ? op_reset_model : NULL,
 };
 
 int app_link_init(struct tinyfix_ctx *ctx, const struct tinyfix_model_info *info,
@@ -209,8 +217,9 @@ int app_link_init(struct tinyfix_ctx *ctx, const struct tinyfix_model_info *info
 		LOG_ERR("link UART %s not started (%d)", link_uart_name(), err);
 		return err;
 	}
-	LOG_INF("link on %s, max frame %d bytes%s", link_uart_name(), CONFIG_APP_LINK_MAX_FRAME,
-		link_ops.capture != NULL ? ", capture" : "");
+	LOG_INF("link on %s, max frame %d bytes%s%s", link_uart_name(), CONFIG_APP_LINK_MAX_FRAME,
+		link_ops.capture != NULL ? ", capture" : "",
+		link_ops.reset_model != NULL ? ", model reset" : "");
 	return 0;
 }
 

@@ -32,7 +32,9 @@
 #include <tensorflow/lite/micro/kernels/conv.h>
 #include <tensorflow/lite/micro/kernels/fully_connected.h>
 #include <tensorflow/lite/micro/kernels/kernel_util.h>
+#include <tensorflow/lite/micro/micro_allocator.h>
 #include <tensorflow/lite/micro/micro_interpreter.h>
+#include <tensorflow/lite/micro/micro_resource_variable.h>
 #include <tensorflow/lite/micro/micro_mutable_op_resolver.h>
 #include <tensorflow/lite/schema/schema_generated.h>
 
@@ -250,9 +252,28 @@ extern "C" int model_init(void)
 		return -ENOTSUP;
 	}
 
+#if MODEL_RESOURCE_VARIABLES > 0
+	/* Resource variables (VAR_HANDLE) live in the arena: the allocator comes first. */
+	tflite::MicroAllocator *allocator = tflite::MicroAllocator::Create(
+		tensor_arena, kTensorArenaSize,
+		IS_ENABLED(CONFIG_APP_FEATURES_PRESERVE_ALL) ? tflite::MemoryPlannerType::kLinear
+							     : tflite::MemoryPlannerType::kGreedy);
+	tflite::MicroResourceVariables *variables =
+		allocator != nullptr
+			? tflite::MicroResourceVariables::Create(allocator, MODEL_RESOURCE_VARIABLES)
+			: nullptr;
+
+	if (variables == nullptr) {
+		LOG_ERR("arena of %u bytes too small for %d resource variables",
+			(unsigned int)kTensorArenaSize, MODEL_RESOURCE_VARIABLES);
+		return -ENOMEM;
+	}
+	static tflite::MicroInterpreter static_interpreter(model, resolver, allocator, variables);
+#else
 	static tflite::MicroInterpreter static_interpreter(
 		model, resolver, tensor_arena, kTensorArenaSize, nullptr, nullptr,
 		IS_ENABLED(CONFIG_APP_FEATURES_PRESERVE_ALL));
+#endif
 	interpreter = &static_interpreter;
 
 	if (interpreter->AllocateTensors() != kTfLiteOk) {
@@ -361,6 +382,15 @@ extern "C" int model_invoke(const uint8_t *in, const uint8_t **raw, const int8_t
 		}
 	}
 	return 0;
+}
+
+extern "C" int model_reset(void)
+{
+	if (interpreter == nullptr) {
+		return -ENODEV;
+	}
+	/* Variable tensors to their zero point, resource variables to their defaults. */
+	return interpreter->Reset() == kTfLiteOk ? 0 : -EIO;
 }
 
 extern "C" int model_run(const int8_t *in, int8_t *raw, int8_t *features, uint32_t *cycles)

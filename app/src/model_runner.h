@@ -95,6 +95,16 @@ int model_invoke(const uint8_t *input, const uint8_t **raw, const int8_t **featu
 		 uint32_t *cycles);
 
 /**
+ * @brief Start the model's own state afresh (TFLM's Reset(): variable tensors of LSTM and
+ * SVDF ops, resource variables). Only models with MODEL_STATEFUL (model_info.h) have any.
+ *
+ * @retval 0       done
+ * @retval -EIO    Reset() failed
+ * @retval -ENODEV model_init() has not succeeded
+ */
+int model_reset(void);
+
+/**
  * @brief model_invoke() with the raw output and the features copied to the caller's
  * buffers (model_desc()->output.bytes and ->feature.count bytes), for the local pipeline.
  */

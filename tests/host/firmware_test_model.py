@@ -3,10 +3,13 @@
 host expects the device to answer for it.
 
 A person-detection-shaped zoo model (RGB 96x96 input, 27,648 bytes, a 1x1 CONV_2D head)
-given to the app with -DTINYFIX_MODEL. Its inputs, raw outputs, features, a parameter set
-with a residual head and the decisions under it come from the host: the twin's TFLM kernels
-and the C core built for the host. The twister test (tests/app/pytest/test_user_model.py)
-has neither, so it reads them here, and test_firmware_test_model.py checks they are current.
+given to the app with -DTINYFIX_MODEL. It keeps state between invocations: the head's input
+gets its previous value added from a resource variable (zoo.stateful), so the firmware must
+create resource variables and reset them when the host asks. Its inputs, raw outputs and
+features (each from a reset state), a parameter set with a residual head and the decisions
+under it come from the host: the twin's TFLM kernels and the C core built for the host.
+The twister test (tests/app/pytest/test_user_model.py) has neither, so it reads them here,
+and test_firmware_test_model.py checks they are current.
 
     .venv/bin/python tests/host/firmware_test_model.py          # rewrite the files
     .venv/bin/python tests/host/firmware_test_model.py --check  # exit 1 if stale
@@ -41,15 +44,26 @@ def build() -> tuple[bytes, dict, bytes]:
     from tinyfix.fit.head_params import quantize_residual
     from tinyfix.twin import ModelGraph, TflmRunner
     from tinyfix.zoo import build as zoo_build
+    from tinyfix.zoo.stateful import carry_state
 
-    model = zoo_build("person_detect", seed=0, width=2).tflite
+    plain = zoo_build("person_detect", seed=0, width=2).tflite
+    head_op = ModelGraph.from_bytes(plain).final
+    assert head_op is not None
+    model = carry_state(plain, head_op.op_index)
     graph = ModelGraph.from_bytes(model, MODEL.name)
+    assert graph.state and graph.final is not None  # stateful, and its head still found
     core = Core()
     info = graph.model_info(core)
     x = np.stack([np.frombuffer(input_bytes(i, graph.input.nbytes), dtype=np.int8)
                   for i in range(N_INPUTS)]).reshape((N_INPUTS, *graph.input.shape[1:]))
-    raw, feats = TflmRunner(graph).run(x)
+    raw, feats = TflmRunner(graph).run(x)  # each sample from a reset state
     assert feats is not None
+    # The second input run right after the first: its features carry the first's.
+    runner = TflmRunner(graph)
+    runner.reset()
+    runner.invoke(x[0].tobytes(), True)
+    carried_raw, carried_feats, _ = runner.invoke(x[1].tobytes(), True)
+    assert carried_feats is not None
     rng = np.random.default_rng(7)
     columns = np.arange(0, info.n_features, 2)
     head = quantize_residual(rng.normal(0, 4.0, (info.head_rows, columns.size)),
@@ -65,6 +79,9 @@ def build() -> tuple[bytes, dict, bytes]:
         "input_bytes": graph.input.nbytes,
         "raw": raw.astype(int).tolist(),
         "features": feats.astype(int).tolist(),
+        # Input 1 right after input 0, without a model reset.
+        "raw_1_after_0": np.frombuffer(carried_raw, dtype=np.int8).astype(int).tolist(),
+        "features_1_after_0": np.frombuffer(carried_feats, dtype=np.int8).astype(int).tolist(),
         "params_crc": f"0x{params.crc:08x}",
         "decisions_with_params": [int(r.decision) for r in results],
         # Q15 per class, as INFER returns them: bit-exact, or the device computed otherwise.

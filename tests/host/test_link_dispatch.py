@@ -184,6 +184,63 @@ def test_a_device_without_sensor_or_storage_says_so(core):
     assert info.caps == Cap.FEATURES | Cap.ADAPT | Cap.CHUNKS
 
 
+class StatefulDevice(Device):
+    """A model whose output adds the previous input's (a recurrent state), with a reset."""
+
+    def __init__(self, core) -> None:
+        self.previous = bytes(N_IN)
+        self.resets = 0
+        super().__init__(core)
+        ops = replace(self.dispatcher.ops, reset_model=self.reset_model)
+        self.dispatcher = Dispatcher(self.corrector, ops)
+
+    def invoke(self, x: bytes, features: bool) -> Invoked:
+        mixed = (np.frombuffer(x, np.int8).astype(np.int16)
+                 + np.frombuffer(self.previous, np.int8)).clip(-128, 127).astype(np.int8)
+        self.previous = x
+        return super().invoke(mixed.tobytes(), features)
+
+    def reset_model(self) -> None:
+        self.resets += 1
+        self.previous = bytes(N_IN)
+
+
+def test_a_model_that_keeps_state_is_reset_only_when_the_host_asks(core):
+    device = StatefulDevice(core)
+    link = Link(MemoryPort(device), seq=5)
+    assert link.info().caps & Cap.MODEL_RESET
+    a, b = (np.full(N_IN, v, dtype=np.int8).tobytes() for v in (20, -30))
+    alone = link.infer(b, reset_model=True).raw
+    link.infer(a)
+    assert link.infer(b).raw != alone  # b after a: the state of a is in it
+    link.infer(a)
+    assert link.infer(b, reset_model=True).raw == alone
+    assert device.resets == 2
+    # RESET starts the core's window afresh, not the model's state.
+    link.infer(a)
+    assert link.infer(b, reset=True).raw != alone and device.resets == 2
+
+
+def test_model_reset_is_a_no_op_for_a_stateless_device(link, device):
+    assert not link.info().caps & Cap.MODEL_RESET
+    x = np.arange(N_IN, dtype=np.int8).tobytes()
+    assert link.infer(x, reset_model=True).raw == toy_model(x)[0]
+
+
+def test_a_failed_model_reset_is_an_error_reply_and_the_model_is_not_run(core):
+    device = StatefulDevice(core)
+
+    def broken() -> None:
+        raise RuntimeError("Reset() failed")
+
+    device.dispatcher = Dispatcher(device.corrector,
+                                   replace(device.dispatcher.ops, reset_model=broken))
+    link = Link(MemoryPort(device), seq=9)
+    with pytest.raises(DeviceError, match="model reset failed"):
+        link.infer(bytes(N_IN), reset_model=True)
+    assert device.invoked == 0
+
+
 def test_infer_equals_the_core_run_directly_on_the_same_raw_outputs(link, device, core):
     link.set_params(tempered(core).encode())
     reference = Corrector(core, MODEL, tempered(core))

@@ -178,7 +178,7 @@ def _edit_opcode(data: bytes, old: str, new: str, custom: str | None = None) -> 
 
 ZOO_NAMES = ("fc_small", "fc_softmax", "ds_cnn", "kws_wide", "resnet8", "person_detect",
              "wakeword_stream", "cnn_256", "classes_64", "binary_logit", "binary_sigmoid",
-             "float_io", "int16x8", "autoencoder")
+             "float_io", "int16x8", "autoencoder", "stateful")
 
 
 @pytest.fixture(scope="module")

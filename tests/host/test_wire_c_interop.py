@@ -125,8 +125,8 @@ def test_python_constants_equal_the_c_header(c):
         assert getattr(protocol, name) == getattr(lib, f"TINYFIX_WIRE_{name}"), name
     for member in protocol.MsgType:
         assert member == getattr(lib, f"TINYFIX_WIRE_MSG_{member.name}")
-    for member in (protocol.Flag.FEATURES, protocol.Flag.RESET, protocol.Flag.MORE,
-                   protocol.Flag.RESPONSE):
+    for member in (protocol.Flag.FEATURES, protocol.Flag.RESET, protocol.Flag.STAGED,
+                   protocol.Flag.MODEL_RESET, protocol.Flag.MORE, protocol.Flag.RESPONSE):
         assert member == getattr(lib, f"TINYFIX_WIRE_FLAG_{member.name}")
     assert protocol.NO_PERSIST == lib.TINYFIX_WIRE_FLAG_NO_PERSIST
     for cap in protocol.Cap:

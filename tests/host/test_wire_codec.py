@@ -247,7 +247,8 @@ messages = st.one_of(
     st.just(InfoRequest()),
     st.builds(InfoResponse, u8, u16, u32, u32, u16, u16, u16, u16, u32, tensors, tensors,
               tensors, short_text, short_text, u8),
-    st.builds(InferRequest, st.binary(max_size=300), i16, st.booleans(), st.booleans()),
+    st.builds(InferRequest, st.binary(max_size=300), i16, st.booleans(), st.booleans(),
+              st.booleans(), st.booleans()),
     st.builds(InferResponse, i16, i16, i16, u16, u32, u32, st.binary(max_size=64),
               st.lists(u16, max_size=64).map(tuple), st.binary(max_size=64)),
     st.builds(CaptureRequest, u16, st.sampled_from([DType.FLOAT32, DType.INT8])),
@@ -293,6 +294,7 @@ def test_truncated_payloads_raise_payload_errors_only(msg, data):
 def test_infer_request_carries_flags_in_the_header():
     req = InferRequest(b"\x01\x02", label=3, want_features=True, reset=True)
     assert req.flags() == Flag.FEATURES | Flag.RESET
+    assert InferRequest(b"", reset_model=True).flags() == Flag.MODEL_RESET == 0x08
     assert req.encode() == b"\x03\x00\x01\x02"
     assert SetParamsRequest(b"p", persist=False).flags() == 0x01
 

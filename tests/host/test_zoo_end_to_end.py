@@ -34,6 +34,7 @@ TOPOLOGIES = {
     "float_io": (240, 120),
     "int16x8": (240, 120),
     "autoencoder": (300, 200),
+    "stateful": (240, 120),
 }
 
 
@@ -123,3 +124,41 @@ def test_a_dynamic_range_model_is_refused_with_what_to_do(zoo_dir, capsys):
     err = capsys.readouterr().err
     assert "dynamic-range" in err and "representative_dataset" in err and len(
         err.strip().splitlines()) == 1
+
+
+def test_a_model_that_keeps_state_is_captured_one_sample_at_a_time(zoo_dir):
+    """Each sample of a classification set is its own sequence: captured from a reset state
+    (what TFLM gives it alone), not mixed with the sample sent before it."""
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from tinyfix.calibrate import CalibrateJob, fresh_state
+    from tinyfix.capture import capture, quantize_inputs, raw_outputs
+    from tinyfix.device import open_device
+    from tinyfix.errors import TinyfixError
+    from tinyfix.wire import Cap
+
+    model, cal, _ = _files(zoo_dir, "stateful")
+    zm = build("stateful", seed=0)
+    x, y = zm.dataset(n=40, seed=5, drift="field")
+    quiet = Console(quiet=True)
+    job = CalibrateJob(port="sim", model=model, data=cal, out=zoo_dir / "stateful_capture")
+    with open_device("sim", model=model) as device:
+        assert fresh_state(job, device, quiet)
+        q = quantize_inputs(Core(), device.model, x)
+        alone = TflmModel(zm.tflite).run_raw(q).reshape(len(q), -1)
+        captured = {}
+        for fresh in (True, False):
+            store = capture(device, q, y, job.out / f"fresh_{fresh}.tfcap", fresh_state=fresh,
+                            console=quiet)
+            captured[fresh] = raw_outputs(store, device.model, np.arange(len(q)))
+            store.close()
+        assert np.array_equal(captured[True], alone)
+        # Without the reset every output carries its predecessor: the model is stateful.
+        assert np.mean(np.any(captured[False] != alone, axis=1)) > 0.5
+        # A device that cannot reset it is refused before any sample is sent.
+        no_reset = replace(device, info=replace(device.info,
+                                                caps=device.info.caps & ~Cap.MODEL_RESET))
+        with pytest.raises(TinyfixError, match="keeps state between invocations"):
+            fresh_state(job, no_reset, quiet)

@@ -36,6 +36,7 @@ from tinyfix.fit.monitor import add_monitor
 from tinyfix.fit.recon import evaluate_autoencoder, fit_autoencoder
 from tinyfix.report import CurvePoint, print_summary, write_report
 from tinyfix.twin.model import ModelGraph
+from tinyfix.wire.protocol import Cap
 
 
 @dataclass
@@ -93,10 +94,11 @@ Captured = tuple[NDArray, NDArray, NDArray | None, NDArray | None]
 def _raw_pair(job: CalibrateJob, device: Device | None, core: Core,
               cal: datasets.ClassificationData | datasets.StreamingData,
               ev: datasets.ClassificationData | datasets.StreamingData, labels: NDArray,
-              console: Console, features: bool = False) -> Captured:
+              console: Console, features: bool = False, fresh_state: bool = False
+              ) -> Captured:
     """Raw outputs (and feature vectors, if asked and the device has them) of the
     calibration and evaluation sets: recorded scores as given, else captured (or resumed)
-    through the device in one capture file."""
+    through the device in one capture file (`fresh_state`: see capture())."""
     if cal.scores is not None and ev.scores is not None:
         return cal.scores, ev.scores, None, None
     if device is None:
@@ -105,7 +107,7 @@ def _raw_pair(job: CalibrateJob, device: Device | None, core: Core,
     if cal.x is None or ev.x is None:
         raise TinyfixError("give both sets as model inputs (x) or both as recorded scores")
     inputs = quantize_inputs(core, device.model, np.concatenate([cal.x, ev.x]))
-    raw, feats = _captured(job, device, inputs, labels, console, features)
+    raw, feats = _captured(job, device, inputs, labels, console, features, fresh_state)
     n = len(cal)
     if feats is None:
         return raw[:n], raw[n:], None, None
@@ -113,10 +115,11 @@ def _raw_pair(job: CalibrateJob, device: Device | None, core: Core,
 
 
 def _captured(job: CalibrateJob, device: Device, inputs: NDArray, labels: NDArray,
-              console: Console, features: bool) -> tuple[NDArray, NDArray | None]:
+              console: Console, features: bool, fresh_state: bool
+              ) -> tuple[NDArray, NDArray | None]:
     """Raw outputs (and features) of every input, captured or resumed in the capture file."""
-    store = capture(device, inputs, labels, job.out / "capture.tfcap", features=features,
-                    console=console)
+    store = capture(device, inputs, labels, job.out / "capture.tfcap",
+                    features=features, fresh_state=fresh_state, console=console)
     try:
         everything = np.arange(len(inputs))
         raw = raw_outputs(store, device.model, everything)
@@ -155,6 +158,24 @@ def _model(job: CalibrateJob, device: Device | None, core: Core) -> ModelInfo:
         raise TinyfixError("recorded scores need the model's quantization: give --model or "
                            "--port")
     return ModelGraph.load(job.model).model_info(core)
+
+
+def fresh_state(job: CalibrateJob, device: Device, console: Console) -> bool:
+    """Whether every sample must start from a reset model: the model keeps state between
+    invocations (an LSTM's variable tensors, resource variables), as its graph or the
+    device says. Samples of a classification set are independent sequences."""
+    graph = _graph(job, device)
+    offered = bool(device.info.caps & Cap.MODEL_RESET)
+    if graph is not None and graph.state and not offered:
+        raise TinyfixError(f"{graph.name} keeps state between invocations ({graph.state}), "
+                           "and the device cannot reset it: every sample's output would "
+                           "depend on the ones sent before it. Flash this release's app "
+                           "(its model runner resets such models)")
+    if offered:
+        what = graph.state if graph is not None and graph.state else "the device says so"
+        console.print(f"the model keeps state between invocations ({what}): every sample "
+                      "runs from a reset state")
+    return offered
 
 
 def device_limits(device: Device | None, rebuild: bool = False) -> DeviceLimits:
@@ -218,9 +239,9 @@ def _classification(job: CalibrateJob, device: Device | None, core: Core,
     model = _model(job, device, core)
     names = _class_names(data, ev, model)
     head, want_features = _head(job, device, core, model)
-    raw_cal, raw_ev, f_cal, f_ev = _raw_pair(job, device, core, cal, ev,
-                                             np.concatenate([cal.y, ev.y]), console,
-                                             want_features)
+    raw_cal, raw_ev, f_cal, f_ev = _raw_pair(
+        job, device, core, cal, ev, np.concatenate([cal.y, ev.y]), console, want_features,
+        fresh_state=device is not None and fresh_state(job, device, console))
     result = fit_classification(raw_cal, cal.y, model, _options(job, device=device), core,
                                 features=f_cal,
                                 head=head)
@@ -241,7 +262,7 @@ def _autoencoder(job: CalibrateJob, device: Device | None, core: Core,
     assert cal.x is not None and ev.x is not None
     inputs = quantize_inputs(core, model, np.concatenate([cal.x, ev.x]))
     raw, _ = _captured(job, device, inputs, np.concatenate([cal.y, ev.y]), console,
-                       features=False)
+                       features=False, fresh_state=fresh_state(job, device, console))
     n = len(cal)
     result = fit_autoencoder(inputs[:n], raw[:n], cal.y, model, _options(job, device=device),
                              core)
@@ -272,16 +293,16 @@ def _streaming(job: CalibrateJob, device: Device | None, core: Core,
 
 
 def verify_on_device(device: Device, params: Params, inputs: NDArray[np.int8],
-                     expected: NDArray, console: Console) -> int:
+                     expected: NDArray, console: Console, fresh_state: bool = False) -> int:
     """Check the device's active set and that its decisions equal the host's predictions;
-    returns the number of samples where they differ."""
+    returns the number of samples where they differ (`fresh_state`: as captured)."""
     info = device.link.info()
     if info.params_crc != params.crc:
         raise TinyfixError(f"the device reports parameter set 0x{info.params_crc:08x}, "
                            f"expected 0x{params.crc:08x}")
     differ = 0
     for x, want in zip(inputs, expected, strict=True):
-        if device.link.infer(x.tobytes()).decision != int(want):
+        if device.link.infer(x.tobytes(), reset_model=fresh_state).decision != int(want):
             differ += 1
     console.print(f"device check: parameter set 0x{params.crc:08x} active; decisions on "
                   f"{len(inputs)} evaluation samples differ from the host's in {differ}")
@@ -365,6 +386,6 @@ def _verify_classification(job: CalibrateJob, device: Device, core: Core, result
         return
     inputs = quantize_inputs(core, device.model, data.x)
     differ = verify_on_device(device, result.params, inputs, evaluation.predictions["pred"],
-                              console)
+                              console, fresh_state(job, device, Console(quiet=True)))
     if differ:
         raise TinyfixError(f"the device decided differently from the host on {differ} samples")

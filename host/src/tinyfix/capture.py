@@ -66,8 +66,11 @@ def fingerprint(inputs: NDArray, labels: NDArray) -> str:
 
 
 def capture(device: Device, inputs: NDArray[np.int8], labels: NDArray, path: Path, *,
-            features: bool = False, console: Console | None = None) -> CaptureStore:
-    """INFER every input not yet in the capture file at `path`; returns the filled store."""
+            features: bool = False, fresh_state: bool = False,
+            console: Console | None = None) -> CaptureStore:
+    """INFER every input not yet in the capture file at `path`; returns the filled store.
+    `fresh_state`: every sample with MODEL_RESET, for a model that keeps state between
+    invocations (each sample is then its own sequence, whatever order it is sent in)."""
     model = device.model
     raw_bytes = model.outputs * np.dtype(NUMPY_OF[model.output_type]).itemsize
     header = {
@@ -76,6 +79,8 @@ def capture(device: Device, inputs: NDArray[np.int8], labels: NDArray, path: Pat
         "raw_bytes": raw_bytes,
         "features": bool(features),
     }
+    if fresh_state:  # only then: files of stateless models keep their header
+        header["fresh_state"] = True
     store = CaptureStore(path, header)
     todo = [i for i in range(len(inputs)) if i not in store.records]
     if not todo:
@@ -91,7 +96,8 @@ def capture(device: Device, inputs: NDArray[np.int8], labels: NDArray, path: Pat
                                  rate="")
         try:
             for n, i in enumerate(todo, 1):
-                rsp = link.infer(inputs[i].tobytes(), features=features)
+                rsp = link.infer(inputs[i].tobytes(), features=features,
+                                 reset_model=fresh_state)
                 store.append(CaptureRecord(i, int(labels[i]), rsp.cycles_invoke,
                                            rsp.cycles_tinyfix, rsp.raw, rsp.features))
                 elapsed = max(time.monotonic() - started, 1e-6)

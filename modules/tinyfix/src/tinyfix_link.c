@@ -82,6 +82,9 @@ static uint8_t caps_of(const struct tinyfix_link *link)
 		caps |= TINYFIX_WIRE_CAP_PERSIST;
 	}
 	caps |= TINYFIX_WIRE_CAP_CHUNKS;
+	if (link->ops->reset_model != NULL) {
+		caps |= TINYFIX_WIRE_CAP_MODEL_RESET;
+	}
 #if TINYFIX_WITH_ADAPT
 	caps |= TINYFIX_WIRE_CAP_ADAPT;
 #endif
@@ -354,6 +357,12 @@ static void do_infer(struct tinyfix_link *link, const struct tinyfix_wire_frame 
 	link->staged_input.total = 0U;
 	link->staged_input.received = 0U;
 
+	/* A model without state (no reset op) starts afresh anyway. */
+	if ((req->flags & TINYFIX_WIRE_FLAG_MODEL_RESET) != 0U && link->ops->reset_model != NULL &&
+	    link->ops->reset_model(link->user) != 0) {
+		reply_error(link, req, TINYFIX_WIRE_ERR_INVOKE, TEXT("model reset failed"));
+		return;
+	}
 	memset(&rsp, 0, sizeof(rsp));
 	err = invoke_model(link, input, link->input_len, (send_features || head) ? &features : NULL,
 			   &rsp.cycles_invoke);

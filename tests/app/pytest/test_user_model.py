@@ -3,9 +3,11 @@
 (twister pytest harness, scenario sample.tinyfix.app.user_model in app/sample.yaml).
 
 The model is tests/app/models/large_input_int8.tflite: a 96x96 RGB input of 27,648 bytes,
-far beyond a link frame, and a 1x1 CONV_2D head. INFER writes the input into the device's
-input tensor in chunks (WRITE) before running it; SET_PARAMS stages a parameter set with a
-residual head the same way and the device checks it whole. Every figure is compared with
+far beyond a link frame, and a 1x1 CONV_2D head whose input carries its previous value in a
+resource variable (a model that keeps state). INFER writes the input into the device's
+input tensor in chunks (WRITE) before running it, from a reset model state when the host
+asks (MODEL_RESET); SET_PARAMS stages a parameter set with a residual head the same way and
+the device checks it whole. Every figure is compared with
 what the host computed for this model (tests/host/firmware_test_model.py: the twin's TFLM
 kernels and the host build of the C core), bit for bit.
 
@@ -64,6 +66,7 @@ def test_info_describes_the_users_model_and_what_the_device_takes(link, expected
     assert info.model_crc == int(expected["model_crc"], 16) == zlib.crc32(MODEL.read_bytes())
     assert info.input.nbytes == expected["input_bytes"] > info.max_frame
     assert info.caps & Cap.CHUNKS
+    assert info.caps & Cap.MODEL_RESET  # the model keeps state, and the device can reset it
     assert info.n_classes == 2 and info.feature.n_elements == len(expected["features"][0])
     assert info.max_params >= len(PARAMS.read_bytes())
 
@@ -71,10 +74,22 @@ def test_info_describes_the_users_model_and_what_the_device_takes(link, expected
 def test_infer_in_chunks_gives_the_hosts_outputs_and_features(link, expected):
     link.info()
     for i in range(N_INPUTS):
-        rsp = link.infer(input_bytes(i, expected["input_bytes"]), features=True, reset=True)
+        rsp = link.infer(input_bytes(i, expected["input_bytes"]), features=True, reset=True,
+                         reset_model=True)
         assert rsp.status == 0
         assert list(rsp.raw) == [v & 0xFF for v in expected["raw"][i]]
         assert rsp.feature_values == expected["features"][i]
+
+
+def test_the_models_state_carries_until_the_host_resets_it(link, expected):
+    link.info()
+    n = expected["input_bytes"]
+    link.infer(input_bytes(0, n), reset_model=True)
+    carried = link.infer(input_bytes(1, n), features=True)
+    assert carried.feature_values == expected["features_1_after_0"]
+    assert list(carried.raw) == [v & 0xFF for v in expected["raw_1_after_0"]]
+    alone = link.infer(input_bytes(1, n), features=True, reset_model=True)
+    assert alone.feature_values == expected["features"][1] != expected["features_1_after_0"]
 
 
 def test_a_staged_parameter_set_is_applied_whole_and_decides_as_the_host(link, expected):
@@ -86,7 +101,8 @@ def test_a_staged_parameter_set_is_applied_whole_and_decides_as_the_host(link, e
     assert rsp.status == 0 and rsp.params_crc == int(expected["params_crc"], 16)
     assert link.get_params() == blob  # READ, in pieces
     for i in range(N_INPUTS):
-        got = link.infer(input_bytes(i, expected["input_bytes"]), reset=True)
+        got = link.infer(input_bytes(i, expected["input_bytes"]), reset=True,
+                         reset_model=True)
         assert got.decision == expected["decisions_with_params"][i]
         assert list(got.prob) == expected["prob_with_params"][i]
 

@@ -20,6 +20,7 @@ struct tinyfix_link_ops {
 	int (*persist)(void *user, const uint8_t *blob, size_t len);
 	uint32_t (*cycles)(void *user);
 	uint32_t (*uptime_ms)(void *user);
+	int (*reset_model)(void *user);
 };
 
 struct tinyfix_link_buffers {
@@ -61,3 +62,4 @@ extern "Python" int tinyfix_py_link_capture(void *user, uint8_t dtype, void *val
 extern "Python" int tinyfix_py_link_persist(void *user, const uint8_t *blob, size_t len);
 extern "Python" uint32_t tinyfix_py_link_cycles(void *user);
 extern "Python" uint32_t tinyfix_py_link_uptime_ms(void *user);
+extern "Python" int tinyfix_py_link_reset_model(void *user);

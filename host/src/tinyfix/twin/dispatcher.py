@@ -68,7 +68,8 @@ class DeviceOps:
 
     invoke(input_bytes, want_features) runs the model; capture(dtype) returns the next sensor
     window (dtype DType.FLOAT32 or DType.INT8); persist(blob) stores a parameter blob and
-    says whether it did. Any op may raise OpError to choose the status of the ERROR reply.
+    says whether it did; reset_model() resets the model's own state (INFER RESET). Any op
+    may raise OpError to choose the status of the ERROR reply.
     """
 
     write: Callable[[bytes], None]
@@ -80,6 +81,7 @@ class DeviceOps:
     persist: Callable[[bytes], bool] | None = None
     cycles: Callable[[], int] | None = None
     uptime_ms: Callable[[], int] | None = None
+    reset_model: Callable[[], None] | None = None
 
 
 def _f32_bits(x: float) -> int:
@@ -122,6 +124,8 @@ class Dispatcher:
             c_ops.cycles = lib.tinyfix_py_link_cycles
         if ops.uptime_ms is not None:
             c_ops.uptime_ms = lib.tinyfix_py_link_uptime_ms
+        if ops.reset_model is not None:
+            c_ops.reset_model = lib.tinyfix_py_link_reset_model
         input_bytes = max(1, ops.info.input.nbytes)
         self.input_tensor = ffi.new("uint8_t[]", input_bytes)
         if ops.input_buffer:
@@ -314,6 +318,17 @@ def _define(ffi: Any) -> None:
         except Exception as exc:
             d._note(exc)
             return 0
+
+    @ffi.def_extern()
+    def tinyfix_py_link_reset_model(user: Any) -> int:
+        d = owner(user)
+        assert d.ops.reset_model is not None
+        try:
+            d.ops.reset_model()
+            return 0
+        except Exception as exc:
+            d._note(exc)
+            return _status_of(exc, Status.ERR_INVOKE)
 
     @ffi.def_extern()
     def tinyfix_py_link_uptime_ms(user: Any) -> int:

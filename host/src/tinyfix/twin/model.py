@@ -151,7 +151,9 @@ class ModelGraph:
 
     `output` is the tensor TinyFix corrects (before a trailing DEQUANTIZE, see the module
     docstring); `dequantized` says a DEQUANTIZE follows it. `kind` is "classifier",
-    "binary" or "autoencoder". `head_note` says why there is no usable last layer."""
+    "binary" or "autoencoder". `head_note` says why there is no usable last layer. `state`
+    says what keeps state from one Invoke() to the next ("" for none): then an output
+    depends on the inputs before it, unless the interpreter is reset."""
 
     data: bytes
     crc: int
@@ -164,6 +166,7 @@ class ModelGraph:
     kind: str = "classifier"
     dequantized: bool = False
     head_note: str = ""
+    state: str = ""
 
     @classmethod
     def load(cls, path: str | Path) -> ModelGraph:
@@ -347,6 +350,20 @@ def _hybrid_note(fb: ModuleType, model: Any, sub: Any, ops: list[str]) -> str:
     return ""
 
 
+def _state_note(sub: Any, ops: list[str]) -> str:
+    """What carries state between invocations: variable tensors (LSTM, SVDF) or resource
+    variables (VAR_HANDLE); "" when nothing does."""
+    variables = {i for i, t in enumerate(sub.tensors) if t.isVariable}
+    users = sorted({ops[k] for k, op in enumerate(sub.operators or [])
+                    if variables & {int(t) for t in op.inputs}})
+    parts = []
+    if variables:
+        parts.append(f"{len(variables)} variable tensor(s) of {', '.join(users) or 'no op'}")
+    if "VAR_HANDLE" in ops:
+        parts.append(f"{ops.count('VAR_HANDLE')} resource variable(s) (VAR_HANDLE)")
+    return " and ".join(parts)
+
+
 def _kind(inp: TensorInfo, out: TensorInfo, ops: list[str]) -> str:
     if out.n_elements == 1:
         return "binary"
@@ -398,4 +415,5 @@ def _describe(fb: ModuleType, model: Any, data: bytes, name: str) -> ModelGraph:
     layer = None if isinstance(final, str) else final
     return ModelGraph(data=data, crc=zlib.crc32(data), ops=tuple(ops), input=inp, output=out,
                       feature=None if layer is None else layer.feature, final=layer, name=name,
-                      kind=kind, dequantized=dequantized, head_note=note)
+                      kind=kind, dequantized=dequantized, head_note=note,
+                      state=_state_note(sub, ops))

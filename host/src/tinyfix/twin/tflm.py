@@ -79,6 +79,10 @@ class TflmRunner:
         return f"TensorFlow Lite Micro cannot run {self.graph.name}: {err}" + (
             f" ({detail})" if detail else "")
 
+    def reset(self) -> None:
+        """Start the model's state afresh (variable tensors, resource variables)."""
+        self._interp.reset()
+
     def invoke(self, data: bytes, features: bool) -> tuple[bytes, bytes | None, int]:
         """Raw output bytes, feature bytes (if asked and known), nanoseconds in Invoke()."""
         x = np.frombuffer(data, dtype=self._in_dtype).reshape(self._in_shape)
@@ -100,7 +104,8 @@ class TflmRunner:
         return raw, feats, spent
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Raw outputs (N, classes) and features (N, F) for a batch of quantized inputs."""
+        """Raw outputs (N, classes) and features (N, F) for a batch of quantized inputs,
+        each from a reset state when the model keeps one (a sample is its own sequence)."""
         n = x.shape[0]
         out_dtype = NUMPY_DTYPE[self.graph.output.dtype]
         raws = np.empty((n, self.graph.output.n_elements), dtype=out_dtype)
@@ -108,6 +113,8 @@ class TflmRunner:
         if self.graph.feature is not None:
             feats = np.empty((n, self.graph.feature.n_elements), dtype=np.int8)
         for i in range(n):
+            if self.graph.state:
+                self.reset()
             raw, f, _ = self.invoke(np.ascontiguousarray(x[i], self._in_dtype).tobytes(),
                                     feats is not None)
             raws[i] = np.frombuffer(raw, dtype=out_dtype)

@@ -137,6 +137,8 @@ class Twin:
             persist=self._persist if self.persist_path is not None else None,
             cycles=lambda: time.perf_counter_ns(),
             uptime_ms=self.uptime_ms,
+            # As the firmware: only a model that keeps state offers the reset.
+            reset_model=self.runner.reset if self.graph.state else None,
         ), max_frame=max_frame if max_frame is not None else frame_for(self.graph))
 
     # Life cycle.

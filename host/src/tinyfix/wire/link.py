@@ -192,15 +192,18 @@ class Link:
         return payload_len + OVERHEAD <= self.max_frame
 
     def infer(
-        self, input: bytes, *, label: int = -1, features: bool = False, reset: bool = False
+        self, input: bytes, *, label: int = -1, features: bool = False, reset: bool = False,
+        reset_model: bool = False
     ) -> InferResponse:
         """Run one input; an input beyond one frame is written into the device's input
-        tensor first (WRITE), and outputs or features beyond one frame are read after."""
-        req = InferRequest(bytes(input), label, features, reset)
+        tensor first (WRITE), and outputs or features beyond one frame are read after.
+        `reset` starts the core's run-time state afresh, `reset_model` the model's own."""
+        req = InferRequest(bytes(input), label, features, reset, reset_model=reset_model)
         if not self.fits(2 + len(input)):
             self._need_chunks(f"an input of {len(input)} bytes")
             self.write_object(Target.INPUT, bytes(input))
-            req = InferRequest(b"", label, features, reset, staged=True)
+            req = InferRequest(b"", label, features, reset, staged=True,
+                               reset_model=reset_model)
         rsp = self.request(req, InferResponse)
         if rsp.status != 0 or not (rsp.raw_deferred or rsp.features_deferred):
             return rsp

@@ -218,10 +218,12 @@ class InferRequest(Message):
     want_features: bool = False
     reset: bool = False
     staged: bool = False
+    reset_model: bool = False
 
     def flags(self) -> int:
         return ((Flag.FEATURES if self.want_features else 0)
-                | (Flag.RESET if self.reset else 0) | (Flag.STAGED if self.staged else 0))
+                | (Flag.RESET if self.reset else 0) | (Flag.STAGED if self.staged else 0)
+                | (Flag.MODEL_RESET if self.reset_model else 0))
 
     def encode(self) -> bytes:
         return struct.pack("<h", self.label) + bytes(self.input)
@@ -231,7 +233,7 @@ class InferRequest(Message):
         r = _Reader(payload, "INFER request")
         label = r.one("h")
         return cls(r.rest(), label, bool(flags & Flag.FEATURES), bool(flags & Flag.RESET),
-                   bool(flags & Flag.STAGED))
+                   bool(flags & Flag.STAGED), bool(flags & Flag.MODEL_RESET))
 
 
 @dataclass(frozen=True)

@@ -39,13 +39,14 @@ class MsgType(IntEnum):
 
 
 class Flag(IntFlag):
-    """Header flags. FEATURES/RESET apply to INFER, NO_PERSIST to SET_PARAMS, STAGED to both
-    (the data was put on the device with WRITE)."""
+    """Header flags. FEATURES/RESET/MODEL_RESET apply to INFER, NO_PERSIST to SET_PARAMS,
+    STAGED to both (the data was put on the device with WRITE)."""
 
     NONE = 0
     FEATURES = 0x01
     RESET = 0x02
     STAGED = 0x04
+    MODEL_RESET = 0x08
     MORE = 0x40
     RESPONSE = 0x80
 
@@ -61,6 +62,7 @@ class Cap(IntFlag):
     ADAPT = 0x08
     FLOAT = 0x10
     CHUNKS = 0x20
+    MODEL_RESET = 0x40  # the model keeps state between invocations; MODEL_RESET resets it
 
 
 class Target(IntEnum):

@@ -31,7 +31,8 @@ float model keeps about 78% of its labels; `drift_seed` picks another device.
 Topologies take `seed` and, where natural, `n_classes` and input sizes (see each function
 in tinyfix.zoo.topologies). Files: graph (float graph), kernels (TFLite float semantics),
 builder (layer fitting), quantize (converter rules), flatbuffer (writer), data (inputs,
-drift, .npz), topologies (the registry), model (ZooModel), runner (TFLM).
+drift, .npz), topologies (the registry), model (ZooModel), runner (TFLM), stateful (a
+resource-variable state carried between invocations, for the "stateful" topology).
 """
 
 from tinyfix.zoo.data import reconstruction_error, write_npz

@@ -29,7 +29,7 @@ _PADDING = {"SAME": fb.Padding.SAME, "VALID": fb.Padding.VALID}
 _BUFFER_ALIGNMENT = 16
 
 
-class _AlignedBuffer(fb.BufferT):  # type: ignore[misc]
+class AlignedBuffer(fb.BufferT):  # type: ignore[misc]
     """A buffer whose bytes start on a 16-byte boundary (the converter's force_align)."""
 
     def __init__(self, payload: bytes = b"") -> None:
@@ -111,12 +111,12 @@ def _options(op: Op, hybrid: bool) -> tuple[int, Any]:
 def write_tflite(graph: Graph, q: QuantizedGraph, float_io: bool = False,
                  description: str = "TinyFix zoo") -> bytes:
     """The flatbuffer bytes (deterministic: the same graph and quantization, the same bytes)."""
-    buffers: list[Any] = [_AlignedBuffer()]
+    buffers: list[Any] = [AlignedBuffer()]
     tensors: list[Any] = []
     for i, t in enumerate(graph.tensors):
         buffer = 0
         if i in q.constants:
-            buffers.append(_AlignedBuffer(np.ascontiguousarray(q.constants[i]).tobytes()))
+            buffers.append(AlignedBuffer(np.ascontiguousarray(q.constants[i]).tobytes()))
             buffer = len(buffers) - 1
         tensors.append(_tensor(t.name, t.shape, q.params[i], buffer))
 

@@ -21,6 +21,7 @@ from tinyfix.zoo.data import (
 from tinyfix.zoo.flatbuffer import write_tflite
 from tinyfix.zoo.graph import Graph
 from tinyfix.zoo.quantize import QuantizedGraph, calibrate, quantize
+from tinyfix.zoo.stateful import carry_logits
 
 KINDS = ("classifier", "binary", "autoencoder", "hybrid")
 # Field drift is scaled until the float model keeps this share of its lab labels: a drop a
@@ -36,7 +37,8 @@ class Design:
 
     `calibration` are the representative inputs the converter would be given; `kind` says
     how outputs become labels ("binary": one logit, or one probability after LOGISTIC).
-    `drift` gives the field drift's proportions; its size is fitted per model.
+    `drift` gives the field drift's proportions; its size is fitted per model. `stateful`
+    makes the int8 model carry its logits from one invocation to the next (zoo.stateful).
     """
 
     name: str
@@ -49,6 +51,7 @@ class Design:
     float_io: bool = False
     anomaly_threshold: float | None = None
     drift: Drift = field(default_factory=Drift)
+    stateful: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,6 +204,8 @@ def realize(design: Design) -> ZooModel:
     ranges = calibrate(graph, design.calibration) if design.scheme in ("int8", "int16x8") else None
     quantized = quantize(graph, ranges, design.scheme)
     tflite = write_tflite(graph, quantized, design.float_io, f"TinyFix zoo {design.name}")
+    if design.stateful:
+        tflite = carry_logits(tflite)
     float_tflite = write_tflite(graph, quantize(graph, None, "float"), False,
                                 f"TinyFix zoo {design.name} (float)")
     mean, sd = channel_stats(design.calibration)

@@ -53,11 +53,13 @@ class TflmModel:
         return (raw.astype(np.float64) - zero_point) * np.float32(scale)
 
     def run_raw(self, x_stored: np.ndarray) -> np.ndarray:
-        """Raw output tensors (N, outputs) for inputs already in the input tensor's type."""
+        """Raw output tensors (N, outputs) for inputs already in the input tensor's type,
+        each sample from a reset interpreter (a model that keeps state sees each alone)."""
         shape = tuple(int(d) for d in self.input["shape"])
         outs = []
         spent = 0
         for sample in x_stored:
+            self.interpreter.reset()
             self.interpreter.set_input(np.ascontiguousarray(sample).reshape(shape), 0)
             start = time.perf_counter_ns()
             self.interpreter.invoke()

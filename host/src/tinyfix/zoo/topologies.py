@@ -11,6 +11,7 @@ input ending AVERAGE_POOL_2D, 1x1 CONV_2D, RESHAPE, SOFTMAX.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -222,6 +223,16 @@ def hybrid(seed: int = 0, n_classes: int = 4, n_inputs: int = 32) -> Design:
                        kind="hybrid")
 
 
+def stateful(seed: int = 0, n_classes: int = 5, n_inputs: int = 32) -> Design:
+    """FC classifier ending in SOFTMAX whose int8 model adds the previous invocation's
+    logits to its own (a resource variable): outputs depend on what ran before, unless the
+    interpreter is reset, as with recurrent and streaming models."""
+    def body(b: GraphBuilder, x: int) -> int:
+        return b.fc(x, 24, act="RELU6")
+    design = _classifier("stateful", seed, n_classes, (n_inputs,), body, ending="softmax")
+    return dataclasses.replace(design, stateful=True)
+
+
 def _orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
     q, r = np.linalg.qr(rng.standard_normal((n, n)))
     return q * np.sign(np.diag(r))
@@ -286,4 +297,5 @@ TOPOLOGIES: dict[str, Callable[..., Design]] = {
     "int16x8": int16x8,
     "autoencoder": autoencoder,
     "hybrid": hybrid,
+    "stateful": stateful,
 }

@@ -173,6 +173,18 @@ struct tinyfix_link_ops {
 
 	/** Optional: device uptime in ms (STATS, voting time of INFER frames); NULL: 0. */
 	uint32_t (*uptime_ms)(void *user);
+
+	/**
+	 * Optional, for a model that keeps state from one invocation to the next (variable
+	 * tensors of LSTM or SVDF ops, resource variables): reset it (TFLM's
+	 * MicroInterpreter::Reset()) before an INFER with MODEL_RESET. Set, INFO has the
+	 * MODEL_RESET capability, which tells the host the model keeps state, so that it sends
+	 * every classification sample with MODEL_RESET. NULL for a stateless model.
+	 *
+	 * @retval 0 done
+	 * @retval <0 a TINYFIX_WIRE_ERR_* code for the ERROR reply
+	 */
+	int (*reset_model)(void *user);
 };
 
 /** Caller-owned buffers; see TINYFIX_LINK_BUFFERS_DEFINE() for static ones. */

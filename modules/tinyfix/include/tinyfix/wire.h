@@ -97,6 +97,7 @@ extern "C" {
 #define TINYFIX_WIRE_FLAG_RESET      0x02 /* INFER request: reset run-time state first */
 #define TINYFIX_WIRE_FLAG_NO_PERSIST 0x01 /* SET_PARAMS request: do not store for next boot */
 #define TINYFIX_WIRE_FLAG_STAGED     0x04 /* INFER / SET_PARAMS request: the WRITE-staged data */
+#define TINYFIX_WIRE_FLAG_MODEL_RESET 0x08 /* INFER request: reset the model's own state first */
 
 /* WRITE / READ targets. */
 #define TINYFIX_WIRE_TARGET_INPUT    1 /* WRITE: the model's input tensor, for INFER STAGED */
@@ -122,6 +123,7 @@ extern "C" {
 #define TINYFIX_WIRE_CAP_ADAPT    0x08
 #define TINYFIX_WIRE_CAP_FLOAT    0x10
 #define TINYFIX_WIRE_CAP_CHUNKS   0x20 /* WRITE and READ: tensors and sets of any size */
+#define TINYFIX_WIRE_CAP_MODEL_RESET 0x40 /* the model keeps state; INFER MODEL_RESET resets it */
 
 /* STATS drift flags. */
 #define TINYFIX_WIRE_DRIFT_ADVISED 0x01
