@@ -57,10 +57,15 @@ STREAM_MODEL = ModelInfo(model_crc=0x5EED0010, n_classes=4, output_type="int8",
 STREAM_BACKGROUND = (0,)
 
 
-def keyword_stream(seconds: int, seed: int, hop_ms: int = 50
-                   ) -> tuple[np.ndarray, np.ndarray, Events]:
-    """Class 0 is silence; keywords 1-3 last 0.4-0.9 s every few seconds; single-frame
-    spikes of a random keyword make a raw top-1 detector fire falsely."""
+def keyword_stream(seconds: int, seed: int, hop_ms: int = 50, *, noise: float = 1.0,
+                   drift: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0), gap_ms: int = 1500,
+                   window_ms: int | None = None) -> tuple[np.ndarray, np.ndarray, Events]:
+    """Class 0 is silence; keywords 1-3 last 0.4-0.9 s every few seconds (gaps from
+    gap_ms); single-frame spikes of a random keyword make a raw top-1 detector fire
+    falsely. `noise` scales the logits' noise, `drift` is added to every frame's logits
+    (a drifted device favouring some classes). With `window_ms` the keyword shows in the
+    frames whose input window [t - window_ms, t] holds it whole (as a model with that
+    window sees it), else from its start to 200 ms after its end."""
     rng = np.random.default_rng(seed)
     t = np.arange(0, seconds * 1000, hop_ms, dtype=np.int64)
     starts, ends, labels = [], [], []
@@ -70,11 +75,12 @@ def keyword_stream(seconds: int, seed: int, hop_ms: int = 50
         starts.append(s)
         ends.append(s + d)
         labels.append(int(rng.integers(1, 4)))
-        s += d + int(rng.integers(1500, 4000))
-    logit = rng.normal(0.0, 1.0, (t.size, 4))
+        s += d + int(rng.integers(gap_ms, gap_ms + 2500))
+    logit = rng.normal(0.0, noise, (t.size, 4)) + np.asarray(drift)
     logit[:, 0] += 2.0
     for a, b, c in zip(starts, ends, labels, strict=True):
-        logit[(t >= a) & (t <= b + 200), c] += 4.0
+        shows = (t >= a) & (t <= b + 200) if window_ms is None else (t >= b) & (t <= a + window_ms)
+        logit[shows, c] += 4.0
     spikes = rng.random(t.size) < 0.03
     logit[spikes, rng.integers(1, 4, int(spikes.sum()))] += 3.5
     raw = np.clip(np.round(logit / STREAM_MODEL.output_scale), -128, 127).astype(np.int8)

@@ -248,10 +248,11 @@ def test_a_stream_fits_the_head_on_frame_labels_and_tunes_voting_after_it(core, 
     window = model_window_ms(graph.input.shape, 50.0)
     result = fit_streaming(raw, t, events, model, (0, 5), FitOptions(frame_window_ms=window),
                            core, features=feats, head=head_source(graph, model, 4096))
-    head, vote = result.stages
-    assert (head.name, vote.name) == ("head", "vote")
+    head, correction, vote = result.stages
+    assert (head.name, correction.name, vote.name) == ("head", "correction", "vote")
     assert "labelled from" in head.reason and "1280 ms window" in head.reason, head.reason
-    assert "(voting alone)" in head.reason and "held-out" in head.reason
+    assert "(starting set" in head.reason and "cross-validated" in head.reason
+    assert sum(s.kept for s in (head, correction)) <= 1  # one chain runs before voting
     assert result.uses_features == head.kept
     assert result.params.validate(model) == 0
     ev = result.evaluate(raw, t_ms=t, events=events, features=feats)

@@ -36,9 +36,11 @@ def test_voting_cuts_false_accepts_at_a_small_cost_in_false_rejects(fitted, new_
 
 
 def test_vote_stage_is_kept_with_its_reason_and_settings(fitted):
-    (stage,) = fitted.stages
+    correction, stage = fitted.stages
+    assert correction.name == "correction" and not correction.kept
+    assert correction.reason == "skipped: the model's input window is not known (give it in ms)"
     assert stage.name == "vote" and stage.kept, stage.reason
-    assert "held-out" in stage.reason and "window" in stage.reason
+    assert "cross-validated" in stage.reason and "window" in stage.reason
     assert stage.after["false_accepts_per_hour"] < stage.before["false_accepts_per_hour"]
     c = fitted.params.c
     assert c.flags & 0x08 and list(c.class_flags[0:4]) == [1, 0, 0, 0]
@@ -73,8 +75,8 @@ def test_a_stream_with_too_few_events_keeps_no_voting(core):
     raw, t, events = keyword_stream(300, seed=1)
     few = Events(events.start_ms[:3], events.end_ms[:3], events.label[:3])
     result = fit_streaming(raw, t, few, STREAM_MODEL, STREAM_BACKGROUND, core=core)
-    (stage,) = result.stages
-    assert not stage.kept and stage.reason.startswith("too few events to tune voting: ")
+    stage = result.stages[-1]
+    assert not stage.kept and stage.reason == "too few events to tune voting: 3 < 8"
     assert not result.params.c.flags & 0x08
 
 

@@ -30,13 +30,18 @@ from tinyfix.fit import (
     fit_classification,
     fit_streaming,
 )
+from tinyfix.fit.det_curve import DetCurve
 from tinyfix.fit.frame_labels import model_window_ms
 from tinyfix.fit.head_source import HeadSource, head_source
 from tinyfix.fit.monitor import add_monitor
 from tinyfix.fit.recon import evaluate_autoencoder, fit_autoencoder
-from tinyfix.report import CurvePoint, print_summary, write_report
+from tinyfix.fit.streaming import evaluation_curves
+from tinyfix.report import print_summary, write_report
 from tinyfix.twin.model import ModelGraph
 from tinyfix.wire.protocol import Cap
+
+# DET curves per stream ("calibration", "evaluation"); empty for windows.
+DetCurves = dict[str, list[DetCurve]]
 
 
 @dataclass
@@ -63,6 +68,8 @@ class CalibrateJob:
     seed: int = 0
     target_precision: float | None = None
     target_fa_per_hour: float = 2.0
+    fa_confidence: float = 0.9
+    stream_blocks: int = 5
     target_false_alarm_rate: float = 0.01
     sim_sensor: str = "field"
 
@@ -203,6 +210,7 @@ def _options(job: CalibrateJob, graph: ModelGraph | None = None,
             window = None
     return FitOptions(seed=job.seed, target_precision=job.target_precision,
                       target_fa_per_hour=job.target_fa_per_hour,
+                      fa_confidence=job.fa_confidence, stream_blocks=job.stream_blocks,
                       target_false_alarm_rate=job.target_false_alarm_rate,
                       head_budget_bytes=job.head_budget_bytes, frame_window_ms=window,
                       device=limits)
@@ -234,7 +242,7 @@ def _class_names(data: datasets.ClassificationData, ev: datasets.ClassificationD
 
 
 def _classification(job: CalibrateJob, device: Device | None, core: Core,
-                    console: Console) -> tuple[FitResult, Evaluation, tuple[str, ...], list]:
+                    console: Console) -> tuple[FitResult, Evaluation, tuple[str, ...], DetCurves]:
     data, cal, ev = _splits(job, datasets.load_classification)
     model = _model(job, device, core)
     names = _class_names(data, ev, model)
@@ -246,11 +254,11 @@ def _classification(job: CalibrateJob, device: Device | None, core: Core,
                                 features=f_cal,
                                 head=head)
     add_monitor(result, raw_cal, cal.x, features=f_cal)
-    return result, result.evaluate(raw_ev, ev.y, features=f_ev), names, []
+    return result, result.evaluate(raw_ev, ev.y, features=f_ev), names, {}
 
 
 def _autoencoder(job: CalibrateJob, device: Device | None, core: Core,
-                 console: Console) -> tuple[FitResult, Evaluation, tuple[str, ...], list]:
+                 console: Console) -> tuple[FitResult, Evaluation, tuple[str, ...], DetCurves]:
     """An anomaly detector by reconstruction error: inputs through the device, the
     adaptive threshold fitted on the device's own outputs (scores computed by the C core,
     as the device computes them)."""
@@ -266,11 +274,11 @@ def _autoencoder(job: CalibrateJob, device: Device | None, core: Core,
     n = len(cal)
     result = fit_autoencoder(inputs[:n], raw[:n], cal.y, model, _options(job, device=device),
                              core)
-    return result, evaluate_autoencoder(result, inputs[n:], raw[n:], ev.y), data.class_names, []
+    return result, evaluate_autoencoder(result, inputs[n:], raw[n:], ev.y), data.class_names, {}
 
 
 def _streaming(job: CalibrateJob, device: Device | None, core: Core,
-               console: Console) -> tuple[FitResult, Evaluation, tuple[str, ...], list]:
+               console: Console) -> tuple[FitResult, Evaluation, tuple[str, ...], DetCurves]:
     data = datasets.load_streaming(job.data)
     if job.eval is not None:
         cal, ev = data, datasets.load_streaming(job.eval)
@@ -285,11 +293,11 @@ def _streaming(job: CalibrateJob, device: Device | None, core: Core,
                            _options(job, _graph(job, device), device), core, features=f_cal,
                            head=head)
     add_monitor(result, raw_cal, cal.x, features=f_cal)
-    chosen = result.float_params.vote
-    curve = [CurvePoint(s.false_accepts_per_hour, s.false_reject_rate, v == chosen)
-             for v, s in result.vote_trials]
+    console.print(f"operating point: {result.stream_report.point.describe()}")
     evaluation = result.evaluate(raw_ev, t_ms=ev.t_ms, events=ev.events, features=f_ev)
-    return result, evaluation, data.class_names, curve
+    det = {"calibration": result.stream_report.curves,
+           "evaluation": evaluation_curves(result, raw_ev, ev.t_ms, ev.events, f_ev)}
+    return result, evaluation, data.class_names, det
 
 
 def verify_on_device(device: Device, params: Params, inputs: NDArray[np.int8],
@@ -342,13 +350,13 @@ def run(job: CalibrateJob, console: Console) -> Outcome:
         kind = _model(job, device, core).kind
         fit = (_autoencoder if kind == "autoencoder" else
                _streaming if streaming else _classification)
-        result, evaluation, names, curve = fit(job, device, core, console)
+        result, evaluation, names, det = fit(job, device, core, console)
         files = params_io.write_outputs(job.out, result.params, names)
         context = {"data": str(job.data), "evaluation": str(job.eval or
                    f"held-out {job.eval_fraction:.0%} of the data"),
                    "device": device.port_name if device else "none (recorded scores)"}
         files += write_report(job.out, result, evaluation, class_names=names, context=context,
-                              curve=curve)
+                              det=det or None)
         print_summary(console, result, evaluation)
         console.print(f"wrote {', '.join(p.name for p in files)} to {job.out}")
         if device is not None and (job.push or job.flash) and fit is not _streaming:

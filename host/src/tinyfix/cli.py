@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.table import Table
 
 from tinyfix import __version__
 from tinyfix.device import DEFAULT_BAUD
@@ -56,7 +55,14 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                         "precision (off by default)")
     p.add_argument("--target-fa-per-hour", type=float, default=2.0,
                    help="streaming: most false accepts per hour while false rejects are "
-                        "minimised (default: %(default)s)")
+                        "minimised: the upper end of the rate's --fa-confidence interval, "
+                        "cross-validated over the calibration stream (default: %(default)s)")
+    p.add_argument("--fa-confidence", type=float, default=0.9,
+                   help="streaming: confidence of the false-accept rate's interval "
+                        "(default: %(default)s)")
+    p.add_argument("--stream-blocks", type=int, default=5,
+                   help="streaming: contiguous time blocks the calibration stream is "
+                        "cross-validated over (default: %(default)s)")
     p.add_argument("--target-false-alarm-rate", type=float, default=0.01,
                    help="autoencoders: most normal windows flagged as anomalies "
                         "(default: %(default)s)")
@@ -70,8 +76,9 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                         "outputs from its most useful features (default: a quarter of the "
                         "model's own layer, at least 1024)")
     p.add_argument("--window-ms", type=int,
-                   help="streaming head re-fit: the model's input window in ms, to label "
-                        "frames from event times (default: input time steps at 50 Hz)")
+                   help="streaming: the model's input window in ms, to label frames from "
+                        "event times for the stages before voting (default: input time "
+                        "steps at 50 Hz)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data splits")
     p.add_argument("--sim-sensor", choices=["lab", "field"], default="field",
                    help="drift profile of the simulated device's sensor (default: %(default)s)")
@@ -85,6 +92,7 @@ def _job(args: argparse.Namespace, port: str | None, **device_options: object) -
         data=args.data, out=args.out, port=port, model=args.model, eval=args.eval,
         eval_fraction=args.eval_fraction, seed=args.seed, features=args.features,
         target_precision=args.target_precision, target_fa_per_hour=args.target_fa_per_hour,
+        fa_confidence=args.fa_confidence, stream_blocks=args.stream_blocks,
         target_false_alarm_rate=args.target_false_alarm_rate,
         sim_sensor=args.sim_sensor, head_budget_bytes=args.head_budget_bytes,
         window_ms=args.window_ms, **device_options)  # type: ignore[arg-type]
@@ -129,45 +137,10 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, console: Console) -> int:
-    """Run a parameter set through the C core over a data set and print the decisions."""
-    from tinyfix import datasets, metrics, params_io
-    from tinyfix.capture import quantize_inputs
-    from tinyfix.core import Core, Corrector
-    from tinyfix.twin.model import ModelGraph
-    from tinyfix.twin.tflm import TflmRunner
+    """Run a parameter set through the C core over windows or a stream."""
+    from tinyfix.replay import replay
 
-    core = Core()
-    graph = ModelGraph.load(args.model)
-    model = graph.model_info(core)
-    params = params_io.read_params_yaml(args.params, core, model)
-    autoencoder = model.kind == "autoencoder"
-    load = datasets.load_anomaly if autoencoder else datasets.load_classification
-    data = load(args.data)
-    head = bool(params.c.flags & 0x01)  # the head stage reads the model's feature vectors
-    feats = inputs = None
-    if data.scores is not None:
-        if head:
-            raise TinyfixError(f"{args.params} re-fits the model's last layer, which needs "
-                               "model inputs (x) in --data, not recorded scores")
-        raw = data.scores
-    else:
-        assert data.x is not None
-        # Through the set's input correction, if it has one, as the firmware does.
-        inputs = quantize_inputs(core, model, data.x, params)
-        raw, feats = TflmRunner(graph).run(inputs)
-    out = Corrector(core, model, params).run(raw, features=feats if head else None,
-                                             inputs=inputs if autoencoder else None)
-    table = Table(title=f"decisions of 0x{params.crc:08x} over {args.data}")
-    for col in ("#", "label", "decision", "confidence"):
-        table.add_column(col, justify="right")
-    names = data.names_for_model(model.n_classes)
-    for i in range(min(len(raw), args.show)):
-        d = int(out["decision"][i])
-        table.add_row(str(i), names[data.y[i]], names[d] if d >= 0 else "none",
-                      f"{out['top_prob'][i] / 32768:.2f}")
-    console.print(table)
-    acc = metrics.accuracy(data.y, out["decision"])
-    console.print(f"{len(raw)} samples: accuracy {acc:.1%} (no decision counts as wrong)")
+    replay(args.params, args.model, args.data, args.show, console)
     return 0
 
 
@@ -242,7 +215,8 @@ def parser() -> argparse.ArgumentParser:
                         "correction when there are inputs, else the prior shift)")
     p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("replay", help="run params.yaml through the C core over a data set")
+    p = sub.add_parser("replay", help="run params.yaml through the C core over windows "
+                                      "(decisions) or a stream (detections)")
     p.add_argument("--params", type=Path, required=True)
     p.add_argument("--model", type=Path, required=True, help="the int8 .tflite")
     p.add_argument("--data", type=Path, required=True)

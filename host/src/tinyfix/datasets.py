@@ -272,9 +272,10 @@ def load_streaming(path: str | Path) -> StreamingData:
     if scores is not None and len(names) != scores.shape[1]:
         raise TinyfixError(f"{path}: {len(names)} class_names but `scores` has "
                            f"{scores.shape[1]} columns")
+    columns = [_int_array(data[k], f"`{k}`", path)
+               for k in ("event_start_ms", "event_end_ms", "event_label")]
     try:
-        events = Events.of(*(_int_array(data[k], f"`{k}`", path)
-                             for k in ("event_start_ms", "event_end_ms", "event_label")))
+        events = Events.of(*columns)
     except TinyfixError as exc:
         raise TinyfixError(f"{path}: {exc}") from None
     _check_labels(events.label, len(names), "`event_label`", path)

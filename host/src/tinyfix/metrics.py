@@ -207,24 +207,32 @@ class StreamScore:
                 "false_reject_rate": self.false_reject_rate}
 
 
-def score_detections(det_t_ms: ArrayLike, det_label: ArrayLike, events: Events,
-                     duration_ms: int) -> StreamScore:
-    """A detection of class c at t is a hit if t is in [start, end + 1000 ms] of an event
-    of c not hit yet (the earliest such event); any other detection is a false accept."""
+def match_detections(det_t_ms: ArrayLike, det_label: ArrayLike, events: Events
+                     ) -> NDArray[np.int64]:
+    """For each detection, the index of the event it hits, or -1 for a false accept: a
+    detection of class c at t hits the earliest event of c not hit yet with t in
+    [start, end + 1000 ms]."""
     t, lab = _pair(det_t_ms, det_label)
     order = np.argsort(t, kind="stable")
     hit = np.zeros(len(events), dtype=bool)
-    hits = false_accepts = 0
+    matched = np.full(t.size, -1, dtype=np.int64)
     for i in order:
         open_ = (~hit & (events.label == lab[i]) & (events.start_ms <= t[i])
                  & (t[i] <= events.end_ms + HIT_TOLERANCE_MS))
         if open_.any():
             candidates = np.flatnonzero(open_)
-            hit[candidates[np.argmin(events.start_ms[candidates])]] = True
-            hits += 1
-        else:
-            false_accepts += 1
-    return StreamScore(hits, false_accepts, len(events), int(duration_ms))
+            e = candidates[np.argmin(events.start_ms[candidates])]
+            hit[e] = True
+            matched[i] = e
+    return matched
+
+
+def score_detections(det_t_ms: ArrayLike, det_label: ArrayLike, events: Events,
+                     duration_ms: int) -> StreamScore:
+    """Hits and false accepts of detections (match_detections) over a stream."""
+    matched = match_detections(det_t_ms, det_label, events)
+    hits = int((matched >= 0).sum())
+    return StreamScore(hits, int(matched.size - hits), len(events), int(duration_ms))
 
 
 def stream_duration_ms(t_ms: ArrayLike) -> int:

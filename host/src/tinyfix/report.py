@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,8 @@ from rich.table import Table
 
 from tinyfix import metrics
 from tinyfix.fit import Evaluation, FitResult
+from tinyfix.fit.det_curve import DetCurve
+from tinyfix.fit.stream_select import OperatingPoint
 
 FIGURES = [
     ("accuracy", "accuracy", "{:.1%}"),
@@ -30,15 +31,6 @@ FIGURES = [
     ("detection_rate", "detection rate", "{:.1%}"),
     ("roc_auc", "ROC AUC of the score", "{:.3f}"),
 ]
-
-
-@dataclass(frozen=True)
-class CurvePoint:
-    """One operating point of a streaming detector (for the FAR/FRR plot)."""
-
-    false_accepts_per_hour: float
-    false_reject_rate: float
-    chosen: bool = False
 
 
 def _fmt(value: float | None, pattern: str) -> str:
@@ -125,27 +117,43 @@ def _plot_confusion(path: Path, before: np.ndarray, after: np.ndarray,
     plt.close(fig)
 
 
-def _plot_curve(path: Path, curve: Sequence[CurvePoint], before: dict[str, float]) -> None:
+DET_STYLES = {"raw top-1": ("#999999", "o"), "RecognizeCommands defaults": ("#4c72b0", "s")}
+
+
+def _plot_det(path: Path, det: dict[str, Sequence[DetCurve]],
+              point: OperatingPoint | None) -> None:
+    """One panel per stream: false-reject rate against false accepts per hour (log axis),
+    each detector's own point marked, the fit's prediction with its interval."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    far = [p.false_accepts_per_hour for p in curve]
-    frr = [p.false_reject_rate for p in curve]
-    ax.scatter(far, frr, s=8, color="#999999", label="voting settings tried")
-    for p in curve:
-        if p.chosen:
-            ax.scatter([p.false_accepts_per_hour], [p.false_reject_rate], s=60, color="#c44e52",
-                       label="chosen")
-    if "false_accepts_per_hour" in before:
-        ax.scatter([before["false_accepts_per_hour"]], [before["false_reject_rate"]], s=60,
-                   marker="x", color="black", label="before")
-    ax.set_xscale("symlog", linthresh=1)
-    ax.set_xlabel("false accepts per hour")
-    ax.set_ylabel("false-reject rate")
-    ax.legend()
+    fig, axes = plt.subplots(1, len(det), figsize=(6 * len(det), 4.2), squeeze=False)
+    for ax, (where, curves) in zip(axes[0], det.items(), strict=True):
+        for curve in curves:
+            color, marker = DET_STYLES.get(curve.name, ("#c44e52", "^"))
+            fa = np.maximum(np.asarray(curve.fa_per_hour), 0.1)  # 0 FA/h on a log axis
+            ax.scatter(fa, curve.false_reject_rate, color=color, s=6, alpha=0.4)
+            front_fa, front_frr = curve.front()
+            ax.step(np.maximum(front_fa, 0.1), front_frr, where="post", color=color, lw=1.2,
+                    label=curve.name)
+            if curve.marked is not None:
+                ax.scatter([fa[curve.marked]], [curve.false_reject_rate[curve.marked]],
+                           color=color, marker=marker, s=50, zorder=3)
+        if point is not None and where == "calibration":
+            x = max(point.per_hour, 0.1)
+            ax.errorbar([x], [point.false_reject_rate],
+                        xerr=[[x - max(point.low, 0.1)], [max(point.high, 0.1) - x]],
+                        color="black", capsize=4, fmt="none",
+                        label=f"chosen, {100 * point.confidence:.0f}% interval")
+        if point is not None:
+            ax.axvline(point.target_fa_per_hour, color="black", ls=":", lw=1, label="target")
+        ax.set_xscale("log")
+        ax.set_xlabel("false accepts per hour (0 drawn at 0.1)")
+        ax.set_ylabel("false-reject rate")
+        ax.set_title(f"DET, {where} stream")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -188,9 +196,24 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _det_lines(det: dict[str, Sequence[DetCurve]]) -> list[str]:
+    """Each detector's own point and its best false-reject rate at a few FA/h levels."""
+    levels = (2.0, 10.0, 36.0)
+    lines = ["", "## DET curves", "", "| stream | detector | its point: FA/h, false rejects | "
+             + " | ".join(f"false rejects at <= {x:g} FA/h" for x in levels) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in levels) + " |"]
+    for where, curves in det.items():
+        for c in curves:
+            own = ("n/a" if c.marked is None else
+                   f"{c.fa_per_hour[c.marked]:.1f}, {100 * c.false_reject_rate[c.marked]:.1f}%")
+            lines.append(f"| {where} | {c.name} | {own} | "
+                         + " | ".join(f"{100 * c.frr_at(x):.1f}%" for x in levels) + " |")
+    return lines
+
+
 def write_report(out: Path, result: FitResult, evaluation: Evaluation, *,
                  class_names: Sequence[str], context: dict[str, Any],
-                 curve: Sequence[CurvePoint] = ()) -> list[Path]:
+                 det: dict[str, Sequence[DetCurve]] | None = None) -> list[Path]:
     """Write report.md, report.json, plots and predictions.npz; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -208,10 +231,12 @@ def write_report(out: Path, result: FitResult, evaluation: Evaluation, *,
         path = out / "scores.png"
         _plot_histogram(path, evaluation.histogram)
         plots.append(("Anomaly scores", path.name))
-    if curve:
-        path = out / "far_frr.png"
-        _plot_curve(path, curve, evaluation.before)
-        plots.append(("False accepts vs false rejects", path.name))
+    report_of_stream = result.stream_report
+    point = None if report_of_stream is None else report_of_stream.point
+    if det:
+        path = out / "det.png"
+        _plot_det(path, det, point)
+        plots.append(("DET curves (false rejects against false accepts per hour)", path.name))
     written += [out / name for _, name in plots]
 
     report = {
@@ -227,6 +252,11 @@ def write_report(out: Path, result: FitResult, evaluation: Evaluation, *,
         "clipped": [str(c) for c in result.clipped],
         **context,
     }
+    if point is not None:
+        report["operating_point"] = point.as_dict()
+    if det:
+        report["det"] = {where: {c.name: c.as_dict() for c in curves}
+                         for where, curves in det.items()}
     (out / "report.json").write_text(json.dumps(_clean(report), indent=2) + "\n")
     written.append(out / "report.json")
 
@@ -236,14 +266,20 @@ def write_report(out: Path, result: FitResult, evaluation: Evaluation, *,
     lines = [f"# TinyFix report: {result.task}", ""]
     lines += [f"- {k}: {v}" for k, v in context.items()]
     crcs = f"0x{result.params.crc:08x} (model 0x{result.model.model_crc:08x})"
-    lines += [f"- parameter set CRC: {crcs}",
-              f"- calibration samples: {result.n_fit} fitted, {result.n_heldout} held out", ""]
+    held = (f"{result.n_fit} frames, every time block held out once" if point is not None
+            else f"{result.n_fit} fitted, {result.n_heldout} held out")
+    lines += [f"- parameter set CRC: {crcs}", f"- calibration samples: {held}", ""]
     lines += ["## Before / after (evaluation set, through the C core)", "",
               "| figure | before | after |", "| --- | --- | --- |"]
     for key, label, pattern in FIGURES:
         if key in evaluation.before or key in evaluation.after:
             lines.append(f"| {label} | {_fmt(evaluation.before.get(key), pattern)} | "
                          f"{_fmt(evaluation.after.get(key), pattern)} |")
+    if point is not None:
+        lines += ["", "## Operating point (cross-validated on the calibration stream)", "",
+                  point.describe()]
+    if det:
+        lines += _det_lines(det)
     lines += ["", "## Stages", "", "| stage | kept | why |", "| --- | --- | --- |"]
     lines += [f"| {s.name} | {'yes' if s.kept else 'no'} | {s.reason} |" for s in result.stages]
     if result.clipped:

@@ -36,9 +36,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="PATH", help="write every table's figures")
     p.add_argument("--markdown", type=Path, metavar="PATH",
                    help="write the tables as markdown, with the command and the date")
-    p.add_argument("--only", nargs="+", choices=[*SCENARIOS, "cost", "zoo"], metavar="PART",
-                   help=f"run only these parts ({', '.join(SCENARIOS)}, cost, zoo; default: "
-                        "all)")
+    p.add_argument("--only", nargs="+", choices=[*SCENARIOS, "cost", "zoo", "stream_targets"],
+                   metavar="PART",
+                   help=f"run only these parts ({', '.join(SCENARIOS)}, cost, zoo, "
+                        "stream_targets; default: all, stream_targets only at full size)")
     p.add_argument("--no-upper-bound", action="store_true",
                    help="skip fine-tuning the retraining upper bound (needs TensorFlow)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
     from tinyfix.bench.context import FULL, QUICK, Bench
 
     started = time.monotonic()
-    parts = list(args.only or [*SCENARIOS, "cost", "zoo"])
+    parts = list(args.only or [*SCENARIOS, "cost", "zoo",
+                               *(() if args.quick else ("stream_targets",))])
     bench = Bench(QUICK if args.quick else FULL)
     out(f"# TinyFix accuracy-repair benchmark ({bench.size.name} size)\n")
     seconds: dict[str, float] = {}
@@ -100,6 +102,14 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
         zoo_rows = zoo.run_zoo(args.quick)
         seconds["zoo"] = time.monotonic() - t0
         out(zoo.markdown(zoo_rows))
+    stream_rows = None
+    if "stream_targets" in parts:
+        from tinyfix.bench import stream_targets
+
+        t0 = time.monotonic()
+        stream_rows = stream_targets.run(args.quick, out=lambda line: None)
+        seconds["stream_targets"] = time.monotonic() - t0
+        out(stream_targets.markdown(stream_rows))
     targets = [tg for t in tables for tg in t.targets]
     if cost_figures is not None:
         targets += [table.Target(**tg) for tg in cost_figures.get("targets", [])]
@@ -117,6 +127,8 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
                              else {"skipped": bench.retrained_skip})
     if zoo_rows is not None:
         header["zoo"] = [r.as_dict() for r in zoo_rows]
+    if stream_rows is not None:
+        header["stream_targets"] = stream_rows
     if args.json:
         table.write_json(args.json, header, tables, cost_figures)
         out(f"wrote {args.json}")

@@ -793,12 +793,16 @@ class StreamEvent:
 
 
 def _stream_schedule(
-    rng: np.random.Generator, duration_s: float, event_mix: dict[str, float]
+    rng: np.random.Generator,
+    duration_s: float,
+    event_mix: dict[str, float],
+    idle_gap_s: tuple[float, float] = (2.0, 8.0),
 ) -> tuple[list[StreamEvent], list[StreamEvent]]:
     """Gesture events and unknown-motion segments over an idle background.
 
-    Idle gaps of 2-8 s; with probability 0.3 an unknown-motion segment of 1.5-6 s and
-    another 1.5-4 s of idle before the next gesture. Gestures never overlap anything.
+    Idle gaps of idle_gap_s (2-8 s by default); with probability 0.3 an unknown-motion
+    segment of 1.5-6 s and another 1.5-4 s of idle before the next gesture. Gestures never
+    overlap anything.
     """
     weights = np.array([event_mix.get(name, 0.0) for name in GESTURE_CLASSES])
     weights = weights / weights.sum()
@@ -807,7 +811,7 @@ def _stream_schedule(
     cursor = rng.uniform(1.0, 4.0)
     unknown = CLASS_NAMES.index("unknown")
     while True:
-        cursor += rng.uniform(2.0, 8.0)
+        cursor += rng.uniform(*idle_gap_s)
         if rng.uniform() < 0.3:
             seg = rng.uniform(1.5, 6.0)
             if cursor + seg > duration_s - 1.0:
@@ -823,6 +827,15 @@ def _stream_schedule(
     return events, others
 
 
+def whole_ms(stream: dict[str, NDArray[np.generic]]) -> dict[str, NDArray[np.generic]]:
+    """A stream with its times in whole milliseconds (int64), as the firmware's clock and
+    the streaming .npz format (tinyfix.datasets) have them."""
+    out = dict(stream)
+    for key in ("t_ms", "event_start_ms", "event_end_ms"):
+        out[key] = np.round(np.asarray(stream[key])).astype(np.int64)
+    return out
+
+
 def generate_stream(
     split: str = "lab",
     duration_s: float = 600.0,
@@ -830,8 +843,14 @@ def generate_stream(
     hop_ms: float = 250.0,
     profile_seed: int | None = None,
     event_mix: dict[str, float] | None = None,
+    idle_gap_s: tuple[float, float] = (2.0, 8.0),
+    extra_noise: float = 0.0,
 ) -> dict[str, NDArray[np.generic]]:
     """A continuous stream with gesture events, cut into sliding windows.
+
+    idle_gap_s sets how often gestures come (idle time before each); extra_noise adds
+    white noise of that standard deviation (m/s^2) to every sample (a noisier sensor or
+    mounting).
 
     The device runs an inference every hop_ms on the newest 64 samples. All times are
     in the firmware's clock (sample count x 20 ms), which drifts against true time by
@@ -847,7 +866,7 @@ def generate_stream(
     profile, _ = _resolve_profile(split, profile_seed)
     mix = event_mix or (LAB_EVENT_MIX if split == "lab" else FIELD_EVENT_MIX)
     rng = np.random.default_rng(seed)
-    events, others = _stream_schedule(rng, duration_s, mix)
+    events, others = _stream_schedule(rng, duration_s, mix, idle_gap_s)
 
     n_samples = int(duration_s * SAMPLE_RATE_HZ)
     sample_t = _sample_times(rng, profile, 1, n_samples)
@@ -880,6 +899,8 @@ def generate_stream(
         2 * np.pi * sample_t / period + rng.uniform(0, 2 * np.pi)
     )
     samples = _sense(rng, profile, fine, force, sample_t, temp)[0]
+    if extra_noise > 0:
+        samples = samples + rng.normal(0.0, extra_noise, samples.shape)
 
     rate = sample_t[0, -1] / (n_samples - 1) / SAMPLE_PERIOD_S  # true seconds per tick
     n_inf = int((n_samples * SAMPLE_PERIOD_S * 1000.0) // hop_ms)
@@ -1001,6 +1022,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key, (split, dur, seed) in DEFAULT_STREAMS.items():
         if key in wanted:
             data = generate_stream(split, dur * args.scale, SEEDS[seed])
+            data = whole_ms(data)
             np.savez_compressed(args.out / f"{key}.npz", **data)
             n_inf, n_ev = data["x"].shape[0], data["event_label"].size
             print(f"{key}: {n_inf} inferences, {n_ev} events")

@@ -14,9 +14,10 @@ CLASSIFICATION_STAGES = ("temperature", "prior", "bias", "vector", "thresholds")
 # "head" (the last-layer re-fit) joins, before the thresholds, whenever the data has the
 # model's feature vectors.
 ALL_CLASSIFICATION_STAGES = (*CLASSIFICATION_STAGES, "bias_only", "head")
-STREAMING_STAGES = ("vote",)
-# With feature vectors, streaming fits "head" first (voting is then tuned on its outputs).
-ALL_STREAMING_STAGES = ("head", "vote")
+# "correction": output-only stages on frame labels from the event times, before voting.
+STREAMING_STAGES = ("correction", "vote")
+# With feature vectors, streaming also tries "head" (voting is then tuned on its outputs).
+ALL_STREAMING_STAGES = ("head", "correction", "vote")
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,12 @@ class FitOptions:
     # Class mix the model was trained on, if known (label-shift correction); else the mix
     # the model implies on the calibration inputs.
     source_priors: tuple[float, ...] | None = None
-    # Streaming: most false accepts per hour allowed while the false-reject rate is minimised.
+    # Streaming: most false accepts per hour allowed while the false-reject rate is minimised;
+    # the upper end of the rate's interval at this confidence must meet it (fit.fa_rate).
     target_fa_per_hour: float = 2.0
+    fa_confidence: float = 0.9
+    # Streaming: contiguous time blocks the calibration stream is cross-validated over.
+    stream_blocks: int = 5
     # Anomaly: most false alarms per hour allowed.
     target_false_alarms_per_hour: float = 1.0
     # Autoencoders on windows without times: most normal windows flagged.

@@ -69,6 +69,8 @@ class FitResult:
     # Autoencoders: the fixed threshold a lab would set on the calibration data's normal
     # scores (Q16.16, score shift 0), the "before" of the evaluation.
     fixed_threshold: float = float("inf")
+    # Streaming: the cross-validated prediction and DET curves (fit.streaming.StreamReport).
+    stream_report: Any = None
 
     @property
     def output_kind(self) -> str:
