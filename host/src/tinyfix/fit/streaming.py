@@ -6,7 +6,8 @@ stages before voting (fit.stream_chains: the starting set, output-only stages on
 labels, a re-fitted last layer) is fitted once per block without that block; voting is
 searched on the pooled score of every block held out in turn (fit.stream_select), for the
 false-accept target at its confidence bound (fit.fa_rate). The winner is then fitted on the
-whole stream, and its cross-validated figures are the prediction for new data. DET curves
+whole stream; its cross-validated figures, with the selection re-run without each block,
+are the prediction for new data (fit.stream_select.OperatingPoint). DET curves
 of raw top-1, RecognizeCommands' defaults and the fitted chain come with it (fit.det_curve).
 
 Background classes are marked in the parameters (never events; no suppression after them).
@@ -173,12 +174,13 @@ def fit_streaming(raw_scores: NDArray, t_ms: NDArray, events: metrics.Events,
             tried[name] = "skipped: the model's input window is not known (give it in ms)"
         else:
             labels = labels_of(stream, bg, window)
-            tried[name] = (correction_chain(core, model, stream, labels, bg, options, edges,
-                                            window) if name == "correction" else
-                           head_chain(core, model, stream, labels, bg, options, edges,
-                                      window, head, state.output_kind))
-        if isinstance(tried[name], Chain):
-            chains.append(tried[name])  # type: ignore[arg-type]
+            chain = (correction_chain(core, model, stream, labels, bg, options, edges, window)
+                     if name == "correction" else
+                     head_chain(core, model, stream, labels, bg, options, edges, window, head,
+                                state.output_kind))
+            tried[name] = chain
+            if isinstance(chain, Chain):
+                chains.append(chain)
     if too_few and "vote" in names:
         tried["vote"] = too_few
     cv = CrossValidated(core, model, parts, options.device)
