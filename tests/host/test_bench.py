@@ -33,11 +33,8 @@ SCENARIOS = {"classification": classification.run, "streaming": streaming.run,
              "anomaly": anomaly.run}
 
 
-@pytest.fixture(scope="module")
-def bench_run() -> tuple[Bench, dict[str, Table], set[int]]:
-    """Run every scenario once while recording the parameter set of every C core context
-    that processed frames."""
-    seen: set[int] = set()
+def spy_corrector(seen: set[int]) -> type[Corrector]:
+    """A Corrector that records the CRC of every parameter set it is given in `seen`."""
 
     class SpyCorrector(Corrector):
         def __init__(self, core, model, params=None):
@@ -45,6 +42,15 @@ def bench_run() -> tuple[Bench, dict[str, Table], set[int]]:
             if params is not None:
                 seen.add(params.crc)
 
+    return SpyCorrector
+
+
+@pytest.fixture(scope="module")
+def bench_run() -> tuple[Bench, dict[str, Table], set[int]]:
+    """Run every scenario once while recording the parameter set of every C core context
+    that processed frames."""
+    seen: set[int] = set()
+    SpyCorrector = spy_corrector(seen)
     bench = Bench(TINY)
     bench.retrained_skip = "disabled in tests"
     with pytest.MonkeyPatch.context() as mp:
@@ -360,3 +366,40 @@ def test_the_command_writes_json_and_markdown_with_the_command_line(tmp_path, ca
     assert "`scripts/bench --quick --only anomaly" in text and "| **int8, field + TinyFix" in text
     printed = capsys.readouterr().out
     assert "target met:" in printed or "target missed:" in printed
+
+
+@pytest.fixture(scope="module")
+def reference_table() -> tuple[Table, set[int]]:
+    from tinyfix.bench import reference
+
+    seen: set[int] = set()
+    bench = Bench(TINY)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(through_core, "Corrector", spy_corrector(seen))
+        table = reference.run(bench)
+    return table, seen
+
+
+def test_the_reference_table_has_every_row_run_through_the_core(reference_table):
+    table, seen = reference_table
+    roles = {r.role for r in table.rows}
+    assert {"lab_before", "lab_quantization", "lab_chain", "before", "float", "quantization",
+            "labelled", "teacher", "teacher_inputs", "label_free"} <= roles
+    for row in table.rows:
+        for key in ("agreement", "accuracy", "ece"):
+            assert 0.0 <= row.figures[key] <= 1.0, (row.name, key)
+        assert row.figures["kl"] >= -1e-3, row.name
+        if row.tinyfix:
+            assert row.params_crc in seen, f"{row.name}: set never ran in the core"
+    assert table.row("float").figures["agreement"] == 1.0
+    json.dumps(table.as_dict(), allow_nan=False)
+
+
+def test_the_reference_targets_agree_with_their_rows(reference_table):
+    table, _ = reference_table
+    lab_b, lab_q = table.row("lab_before").figures, table.row("lab_quantization").figures
+    stage, teacher = table.targets
+    assert stage.met == (lab_q["agreement"] >= lab_b["agreement"] and lab_q["kl"] < lab_b["kl"])
+    best_other = max(table.row("before").figures["accuracy"],
+                     table.row("label_free").figures["accuracy"])
+    assert teacher.met == (table.row("teacher_inputs").figures["accuracy"] > best_other)

@@ -15,6 +15,13 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from tinyfix import datasets, params_io
@@ -34,8 +41,11 @@ from tinyfix.fit.det_curve import DetCurve
 from tinyfix.fit.frame_labels import model_window_ms
 from tinyfix.fit.head_source import HeadSource, head_source
 from tinyfix.fit.monitor import add_monitor
+from tinyfix.fit.quant_error import agreement, measure
 from tinyfix.fit.recon import evaluate_autoencoder, fit_autoencoder
 from tinyfix.fit.streaming import evaluation_curves
+from tinyfix.quant_report import QuantizationReport
+from tinyfix.reference import ReferenceModel, ReferenceRun
 from tinyfix.report import print_summary, write_report
 from tinyfix.twin.model import ModelGraph
 from tinyfix.wire.protocol import Cap
@@ -72,6 +82,9 @@ class CalibrateJob:
     stream_blocks: int = 5
     target_false_alarm_rate: float = 0.01
     sim_sensor: str = "field"
+    # The float .tflite the int8 model was converted from (classification): measure the
+    # quantization error and fit the "quantization" stage to it (fit.quantization_stage).
+    reference_model: Path | None = None
 
 
 @dataclass
@@ -250,11 +263,81 @@ def _classification(job: CalibrateJob, device: Device | None, core: Core,
     raw_cal, raw_ev, f_cal, f_ev = _raw_pair(
         job, device, core, cal, ev, np.concatenate([cal.y, ev.y]), console, want_features,
         fresh_state=device is not None and fresh_state(job, device, console))
+    reference = _reference(job, device, model)
+    ref_cal = ref_ev = None
+    if reference is not None:
+        if cal.x is None or ev.x is None:
+            raise TinyfixError("--reference-model runs the float model on the inputs: --data "
+                               "(and --eval) must hold model inputs (x), not recorded scores")
+        ref_cal, ref_ev = (run_reference(reference, part.x, console, what)
+                           for part, what in ((cal, "calibration"), (ev, "evaluation")))
     result = fit_classification(raw_cal, cal.y, model, _options(job, device=device), core,
-                                features=f_cal,
-                                head=head)
+                                features=f_cal, head=head,
+                                reference=None if ref_cal is None else ref_cal.probs)
     add_monitor(result, raw_cal, cal.x, features=f_cal)
+    if reference is not None and ref_cal is not None and ref_ev is not None:
+        result.quantization = _quantization_report(
+            job, device, core, result, reference, (raw_cal, ref_cal, f_cal, cal.y),
+            (raw_ev, ref_ev, f_ev), names, head)
     return result, result.evaluate(raw_ev, ev.y, features=f_ev), names, {}
+
+
+def _reference(job: CalibrateJob, device: Device | None, model: ModelInfo
+               ) -> ReferenceModel | None:
+    """The float reference model, checked against the int8 model the device runs."""
+    if job.reference_model is None:
+        return None
+    reference = ReferenceModel.load(job.reference_model)
+    graph = _graph(job, device)
+    if graph is not None:
+        reference.check_graph(graph)
+    elif device is not None:
+        reference.check_matches(device.info.input.shape, model.outputs, model.kind,
+                                "the device's model")
+    return reference
+
+
+def run_reference(reference: ReferenceModel, x: NDArray, console: Console, what: str
+                  ) -> ReferenceRun:
+    """The float model on `x`, with a progress bar."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(f"float model ({reference.name}) on the {what} inputs",
+                            total=len(x))
+        return reference.run(x, lambda done: bar.update(task, completed=done))
+
+
+def _quantization_report(job: CalibrateJob, device: Device | None, core: Core,
+                         result: FitResult, reference: ReferenceModel,
+                         cal: tuple[NDArray, ReferenceRun, NDArray | None, NDArray],
+                         ev: tuple[NDArray, ReferenceRun, NDArray | None],
+                         names: tuple[str, ...], head: HeadSource | str
+                         ) -> QuantizationReport:
+    """The int8 model against the float model on the calibration inputs, and the agreement
+    on the evaluation set before and after the fit."""
+    raw_cal, ref_cal, f_cal, y_cal = cal
+    raw_ev, ref_ev, f_ev = ev
+    model = result.model
+    graph = _graph(job, device)
+    scale, zero_point, note = 0.0, 0, reference.features_match(model.n_features)
+    if isinstance(head, HeadSource):
+        scale, zero_point = head.feature_scale, head.feature_zero_point
+    elif graph is not None and graph.feature is not None:
+        scale, zero_point = graph.feature.scale, graph.feature.zero_point
+    elif not note:
+        note = "the int8 model's feature quantization is not known (give --model)"
+    measured = measure(core, model, result.baseline_kind or result.output_kind, raw_cal,
+                       ref_cal, names, y_cal, f_cal, scale, zero_point, note)
+    evaluation = {"the int8 model as it is": agreement(core, model, result.baseline_params(),
+                                                       raw_ev, ref_ev)}
+    if result.quantization_params is not None:
+        compensated = result.quantization_params
+        evaluation["after the quantization stage"] = agreement(
+            core, model, compensated, raw_ev, ref_ev,
+            f_ev if compensated.c.n_features else None)
+    evaluation["the fitted set"] = agreement(core, model, result.params, raw_ev, ref_ev,
+                                             f_ev if result.uses_features else None)
+    return QuantizationReport(reference.name, measured, evaluation=evaluation)
 
 
 def _autoencoder(job: CalibrateJob, device: Device | None, core: Core,
@@ -348,6 +431,10 @@ def run(job: CalibrateJob, console: Console) -> Outcome:
     try:
         streaming = datasets.is_streaming_file(job.data)
         kind = _model(job, device, core).kind
+        if job.reference_model is not None and (streaming or kind == "autoencoder"):
+            raise TinyfixError("--reference-model works on classification data (windows with "
+                               f"labels, or fit --unlabeled); {job.data} is "
+                               f"{'a stream' if streaming else 'for an autoencoder'}")
         fit = (_autoencoder if kind == "autoencoder" else
                _streaming if streaming else _classification)
         result, evaluation, names, det = fit(job, device, core, console)

@@ -79,6 +79,11 @@ def _fit_args(p: argparse.ArgumentParser) -> None:
                    help="streaming: the model's input window in ms, to label frames from "
                         "event times for the stages before voting (default: input time "
                         "steps at 50 Hz)")
+    p.add_argument("--reference-model", type=Path, metavar="FLOAT_TFLITE",
+                   help="the float .tflite the int8 model was converted from: measure where "
+                        "quantization costs accuracy and fit a 'quantization' stage to the "
+                        "float model's outputs (classification; with fit --unlabeled: its "
+                        "outputs label the field data)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data splits")
     p.add_argument("--sim-sensor", choices=["lab", "field"], default="field",
                    help="drift profile of the simulated device's sensor (default: %(default)s)")
@@ -95,7 +100,8 @@ def _job(args: argparse.Namespace, port: str | None, **device_options: object) -
         fa_confidence=args.fa_confidence, stream_blocks=args.stream_blocks,
         target_false_alarm_rate=args.target_false_alarm_rate,
         sim_sensor=args.sim_sensor, head_budget_bytes=args.head_budget_bytes,
-        window_ms=args.window_ms, **device_options)  # type: ignore[arg-type]
+        window_ms=args.window_ms, reference_model=args.reference_model,
+        **device_options)  # type: ignore[arg-type]
 
 
 def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
@@ -122,7 +128,8 @@ def cmd_fit(args: argparse.Namespace, console: Console) -> int:
             raise TinyfixError("--unlabeled fits without labels: give --data or --unlabeled, "
                                "not both")
         run_unlabeled(UnlabeledJob(args.unlabeled, args.out, args.model, args.reference_data,
-                                   args.eval, args.unlabeled_set), console)
+                                   args.eval, args.unlabeled_set, args.reference_model),
+                      console)
         return 0
     if args.data is None:
         raise TinyfixError("fit needs --data (labelled) or --unlabeled")
@@ -209,10 +216,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-data", type=Path,
                    help="with --unlabeled: labelled lab data (.npz with x, y) to calibrate "
                         "the outputs and to match input statistics to")
-    p.add_argument("--unlabeled-set", choices=["auto", "prior", "inputs", "both"],
+    p.add_argument("--unlabeled-set",
+                   choices=["auto", "prior", "inputs", "both", "teacher", "teacher+inputs"],
                    default="auto",
-                   help="with --unlabeled: the set to write (default: %(default)s, the input "
-                        "correction when there are inputs, else the prior shift)")
+                   help="with --unlabeled: the set to write (default: %(default)s: with "
+                        "--reference-model the teacher-labelled chain, on corrected inputs "
+                        "when there is an input correction; else the input correction when "
+                        "there are inputs, else the prior shift)")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("replay", help="run params.yaml through the C core over windows "

@@ -15,7 +15,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from tinyfix import metrics
+from tinyfix import metrics, quant_report
 from tinyfix.fit import Evaluation, FitResult
 from tinyfix.fit.det_curve import DetCurve
 from tinyfix.fit.stream_select import OperatingPoint
@@ -62,6 +62,8 @@ def stages_table(result: FitResult) -> Table:
 
 
 def print_summary(console: Console, result: FitResult, evaluation: Evaluation) -> None:
+    if result.quantization is not None:
+        console.print(quant_report.table(result.quantization))
     console.print(stages_table(result))
     console.print(summary_table(evaluation))
 
@@ -183,12 +185,12 @@ def _plot_histogram(path: Path, hist: metrics.ScoreHistogram) -> None:
     plt.close(fig)
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON has no NaN: figures that could not be computed become null."""
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, float | np.floating):
         return None if math.isnan(float(value)) else float(value)
     if isinstance(value, np.integer):
@@ -237,6 +239,10 @@ def write_report(out: Path, result: FitResult, evaluation: Evaluation, *,
         path = out / "det.png"
         _plot_det(path, det, point)
         plots.append(("DET curves (false rejects against false accepts per hour)", path.name))
+    if result.quantization is not None:
+        path = out / "quantization.png"
+        quant_report.plot(path, result.quantization)
+        plots.append(("Quantization error against the float model", path.name))
     written += [out / name for _, name in plots]
 
     report = {
@@ -254,10 +260,12 @@ def write_report(out: Path, result: FitResult, evaluation: Evaluation, *,
     }
     if point is not None:
         report["operating_point"] = point.as_dict()
+    if result.quantization is not None:
+        report["quantization"] = result.quantization.as_dict()
     if det:
         report["det"] = {where: {c.name: c.as_dict() for c in curves}
                          for where, curves in det.items()}
-    (out / "report.json").write_text(json.dumps(_clean(report), indent=2) + "\n")
+    (out / "report.json").write_text(json.dumps(json_safe(report), indent=2) + "\n")
     written.append(out / "report.json")
 
     np.savez(out / "predictions.npz", **evaluation.predictions)
@@ -280,6 +288,8 @@ def write_report(out: Path, result: FitResult, evaluation: Evaluation, *,
                   point.describe()]
     if det:
         lines += _det_lines(det)
+    if result.quantization is not None:
+        lines += quant_report.lines(result.quantization)
     lines += ["", "## Stages", "", "| stage | kept | why |", "| --- | --- | --- |"]
     lines += [f"| {s.name} | {'yes' if s.kept else 'no'} | {s.reason} |" for s in result.stages]
     if result.clipped:

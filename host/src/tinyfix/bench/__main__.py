@@ -21,15 +21,16 @@ from typing import Any
 
 from tinyfix.errors import run_command
 
-SCENARIOS = ("classification", "streaming", "anomaly")
+SCENARIOS = ("classification", "streaming", "anomaly", "reference")
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="scripts/bench",
         description="TinyFix accuracy-repair benchmark: classification under drift, "
-                    "streaming detection, drifting anomaly scores, and the cost of the "
-                    "correction. Every TinyFix figure runs through the C core.")
+                    "streaming detection, drifting anomaly scores, the float model as a "
+                    "reference, and the cost of the correction. Every TinyFix figure runs "
+                    "through the C core.")
     p.add_argument("--quick", action="store_true",
                    help="reduced size for CI (same calibration data, shorter evaluation "
                         "streams, fewer timed calls)")
@@ -58,7 +59,15 @@ def _header(args: argparse.Namespace, argv: Sequence[str], seconds: float) -> di
 
 
 def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None]) -> int:
-    from tinyfix.bench import anomaly, classification, cost, streaming, table, upper_bound
+    from tinyfix.bench import (
+        anomaly,
+        classification,
+        cost,
+        reference,
+        streaming,
+        table,
+        upper_bound,
+    )
     from tinyfix.bench.context import FULL, QUICK, Bench
 
     started = time.monotonic()
@@ -80,7 +89,7 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
                 f"epochs, best {log['best_epoch']}) and re-quantized it, "
                 f"{seconds['upper_bound']:.0f} s\n")
     runners = {"classification": classification.run, "streaming": streaming.run,
-               "anomaly": anomaly.run}
+               "anomaly": anomaly.run, "reference": reference.run}
     tables = []
     for name in SCENARIOS:
         if name in parts:

@@ -22,7 +22,7 @@ FORMAT_VERSION = 1
 class Column:
     key: str
     label: str
-    fmt: str  # "percent", "f1", "rate" (per hour), "count"
+    fmt: str  # "percent", "f1", "nats" (4 decimals), "rate" (per hour), "count"
 
     def render(self, value: float | None) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -31,6 +31,8 @@ class Column:
             return f"{100 * value:.1f}%"
         if self.fmt == "f1":
             return f"{value:.3f}"
+        if self.fmt == "nats":
+            return f"{value:.4f}"
         if self.fmt == "rate":
             return "inf" if math.isinf(value) else f"{value:.1f}"
         return f"{round(value)}"

@@ -47,6 +47,9 @@ class ZooRow:
     figure: str = "accuracy"
     head: str = ""
     agreement: float | None = None
+    # Classifiers: top-1 agreement with the float twin on the evaluation windows, as
+    # deployed and after the quantization stage (--reference-model), and that stage's fate.
+    float_agreement: str = ""
     error: str = ""
 
     @property
@@ -124,8 +127,9 @@ def run_topology(name: str, folder: Path, n_cal: int, n_eval: int) -> ZooRow:
     features = graph.feature is not None and graph.kind != "autoencoder"
     row.samples_per_s, row.wire_bytes, row.requests_per_sample = _link_figures(
         model, [v.tobytes() for v in inputs], features)
+    reference = paths["float"] if zm.kind in ("classifier", "binary") else None
     job = CalibrateJob(data=cal, eval=ev, out=folder / f"out_{name}", port="sim",
-                       model=model, push=True)
+                       model=model, push=True, reference_model=reference)
     quiet = Console(file=io.StringIO(), width=120)
     t0 = time.monotonic()
     try:
@@ -141,7 +145,23 @@ def run_topology(name: str, folder: Path, n_cal: int, n_eval: int) -> ZooRow:
     said = quiet.file.getvalue()  # type: ignore[attr-defined]
     row.agreement = 1.0 if "differ from the host's in 0" in said else 0.0
     row.head = _head_text(outcome.result, graph)
+    row.float_agreement = _float_text(outcome.result)
     return row
+
+
+def _float_text(result: Any) -> str:
+    """Agreement with the float twin before and after the quantization stage."""
+    q = result.quantization
+    if q is None:
+        return "n/a"
+    rows = q.evaluation
+    before = rows["the int8 model as it is"]["agreement"]
+    after = rows.get("after the quantization stage")
+    stage = next(s for s in result.stages if s.name == "quantization")
+    if after is None or not stage.kept:
+        return f"{100 * before:.1f}% (stage not kept)"
+    how = stage.reason.split(" against")[0]
+    return f"{100 * before:.1f}% → {100 * after['agreement']:.1f}% ({how})"
 
 
 def run_zoo(quick: bool) -> list[ZooRow]:
@@ -164,21 +184,25 @@ def markdown(rows: list[ZooRow]) -> str:
         "`calibrate --port sim --push`. Samples/s over the twin are measured on its pty; the "
         "115200 baud and USB full-speed figures follow from the bytes one INFER moves "
         "(every WRITE chunk and READ included; device compute time not included). "
-        "Agreement: the device's decisions against the host's C-core predictions.",
+        "Agreement: the device's decisions against the host's C-core predictions. "
+        "Classifiers run with `--reference-model` (the zoo's float twin of each model, in "
+        "LiteRT): the int8 model's top-1 agreement with it on the evaluation windows, as "
+        "deployed and after the quantization stage.",
         "",
         "| topology | kind | input B | job s | samples/s (twin) | wire B / INFER | requests "
         "/ INFER | samples/s 115200 | samples/s USB FS | accuracy before → after | head | "
-        "agreement |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "agreement | agreement with float |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         if r.error:
             lines.append(f"| {r.name} | {r.kind} | {r.input_bytes} | failed: {r.error} "
-                         "| | | | | | | | |")
+                         "| | | | | | | | | |")
             continue
         lines.append(
             f"| {r.name} | {r.kind} | {r.input_bytes:,} | {r.seconds:.1f} | "
             f"{r.samples_per_s:,.0f} | {r.wire_bytes:,} | {r.requests_per_sample:.1f} | "
             f"{r.uart_samples_per_s:.2f} | {r.usb_samples_per_s:,.0f} | "
-            f"{_pct(r.before)} → {_pct(r.after)} | {r.head} | {_pct(r.agreement)} |")
+            f"{_pct(r.before)} → {_pct(r.after)} | {r.head} | {_pct(r.agreement)} | "
+            f"{r.float_agreement or 'n/a'} |")
     return "\n".join(lines) + "\n"

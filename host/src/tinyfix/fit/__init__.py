@@ -10,6 +10,9 @@ fit_streaming() tunes voting for a false-accept target; fit_anomaly() the adapti
 threshold's alpha for a false-alarm target. Given the model's feature vectors and its last
 layer (head_source()), both also try re-fitting that layer (the core's head stage);
 fit_unlabeled() adapts without field labels (class priors by EM, input statistics).
+With a float reference model's probabilities (tinyfix.reference), fit_classification() runs
+a "quantization" stage fitted to them first (fit.quantization_stage), or takes them as soft
+labels in place of labels (fit.teacher, fit.targets).
 Candidates are quantized and scored through the C core on a held-out split of the
 calibration data, never on the evaluation set.
 """

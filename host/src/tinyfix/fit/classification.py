@@ -2,7 +2,13 @@
 """Fit a classification correction: temperature, label-shift prior, bias, vector scaling,
 a re-fitted last layer (when the data has the model's feature vectors), then per-class
 thresholds, each kept only if it helps on a held-out split of the calibration data (scored
-through the C core)."""
+through the C core).
+
+The labels may be soft targets (N, classes), e.g. a float reference model's probabilities
+on unlabeled inputs (teacher labels): every stage is then fitted and judged against them.
+Given a float model's probabilities as `reference` beside real labels, a "quantization"
+stage comes first, fitted to the float model alone (fit.quantization_stage); the labelled
+stages then fit what remains to the labels, each from the state before it."""
 
 from __future__ import annotations
 
@@ -23,8 +29,10 @@ from tinyfix.fit.head import min_samples as head_min_samples
 from tinyfix.fit.head_source import HeadSource, within_limits
 from tinyfix.fit.heldout import change, score_classification
 from tinyfix.fit.options import ALL_CLASSIFICATION_STAGES, CLASSIFICATION_STAGES, FitOptions
+from tinyfix.fit.quantization_stage import quantization_stage
 from tinyfix.fit.quantize import Q15, quantize
 from tinyfix.fit.result import FitResult, StageDecision
+from tinyfix.fit.targets import hard_labels, target_matrix
 from tinyfix.fit.thresholds import fit_thresholds
 from tinyfix.fit.through_core import check_features, run_frames
 
@@ -44,13 +52,24 @@ class _Fit:
     raw_fit: NDArray
     raw_held: NDArray
     z_fit: NDArray[np.float64]
-    y_fit: NDArray[np.int64]
-    y_held: NDArray[np.int64]
+    y_fit: NDArray  # labels (N,) or soft targets (N, C)
+    y_held: NDArray
     state: FloatParams
     params: Params
     scores: dict[str, float]
     feats_fit: NDArray | None = None
     feats_held: NDArray | None = None
+    # A float reference model's probabilities (fit.quantization_stage), or None.
+    ref_fit: NDArray[np.float64] | None = None
+    ref_held: NDArray[np.float64] | None = None
+
+    @property
+    def n_fit(self) -> int:
+        return len(self.y_fit)
+
+    @property
+    def n_held(self) -> int:
+        return len(self.y_held)
 
     def score(self, params: Params) -> dict[str, float]:
         return score_classification(self.core, self.model, params, self.raw_held, self.y_held,
@@ -60,8 +79,10 @@ class _Fit:
         self.state, self.params, self.scores = state, params, scores
 
 
-def _check_labels(labels: NDArray, n: int, n_classes: int) -> NDArray[np.int64]:
+def _check_labels(labels: NDArray, n: int, n_classes: int) -> NDArray:
     y = np.asarray(labels)
+    if y.ndim == 2 and y.shape[0] == n:
+        return target_matrix(y, n_classes)
     if y.shape != (n,):
         raise TinyfixError(f"{n} raw outputs but labels have shape {y.shape}")
     y = y.astype(np.int64)
@@ -92,13 +113,13 @@ def _scaling_fitter(name: str, options: FitOptions
 
 def _scaling_stage(f: _Fit, name: str) -> StageDecision:
     need = _min_samples(name, f.model.n_classes)
-    if f.y_fit.size < need:
-        return StageDecision(name, False, f"too few samples: {f.y_fit.size} < {need}")
+    if f.n_fit < need:
+        return StageDecision(name, False, f"too few samples: {f.n_fit} < {need}")
     state = _scaling_fitter(name, f.options)(f.z_fit, f.y_fit, f.state)
     params, clips = quantize(f.core, f.model, state, f.options.device)
     after = f.score(params)
     before = f.scores
-    one_sample = 1.0 / f.y_held.size
+    one_sample = 1.0 / f.n_held
     better = after["nll"] < before["nll"] * (1.0 - f.options.min_nll_gain)
     kept_accuracy = after["accuracy"] >= before["accuracy"] - one_sample - 1e-12
     text = "held-out " + change(before, after, SCALING_KEYS)
@@ -123,7 +144,7 @@ def _threshold_stage(f: _Fit) -> StageDecision:
                              f"held-out precision {100 * before['precision']:.1f}% already "
                              f"meets the target {100 * target:.1f}%", before, before)
     run = run_frames(f.core, f.model, f.params, f.raw_fit, features=f.feats_fit)
-    fitted = fit_thresholds(run, f.y_fit, f.model.n_classes, target)
+    fitted = fit_thresholds(run, hard_labels(f.y_fit), f.model.n_classes, target)
     state = f.state.replace(class_threshold=fitted.threshold_q15 / Q15)
     params, _ = quantize(f.core, f.model, state, f.options.device)
     after = f.score(params)
@@ -160,8 +181,8 @@ def _head_stage(f: _Fit, head: HeadSource | str | None) -> StageDecision:
     if isinstance(head, str):
         return StageDecision("head", False, f"skipped: {head}")
     need = head_min_samples(f.model.n_classes)
-    if f.y_fit.size < need:
-        return StageDecision("head", False, f"too few samples: {f.y_fit.size} < {need}")
+    if f.n_fit < need:
+        return StageDecision("head", False, f"too few samples: {f.n_fit} < {need}")
     try:
         fitted = fit_head(f.core, f.model, head, f.feats_fit, f.y_fit, f.options, f.raw_fit,
                           f.state.output_kind)
@@ -173,7 +194,7 @@ def _head_stage(f: _Fit, head: HeadSource | str | None) -> StageDecision:
             f"{fitted.describe()}; the model's own last layer {head.own_bytes} B")
     if clips:
         text += "; clipped " + "; ".join(str(c) for c in clips)
-    if _beats(before, after, f.y_held.size, f.options.min_nll_gain):
+    if _beats(before, after, f.n_held, f.options.min_nll_gain):
         f.adopt(fitted.state, params, after)
         return StageDecision("head", True, text, before, after)
     return StageDecision("head", False, f"does not beat the output-only stages: {text}",
@@ -183,13 +204,17 @@ def _head_stage(f: _Fit, head: HeadSource | str | None) -> StageDecision:
 def fit_classification(raw_outputs: NDArray, labels: NDArray, model: ModelInfo,
                        options: FitOptions | None = None, core: Core | None = None, *,
                        features: NDArray | None = None,
-                       head: HeadSource | str | None = None) -> FitResult:
-    """Fit on the device's raw outputs (N, C) and labels (N,); returns the sealed set and
-    the decision on every stage. Only the calibration data given here is used.
+                       head: HeadSource | str | None = None,
+                       reference: NDArray | None = None) -> FitResult:
+    """Fit on the device's raw outputs (N, C) and labels (N,) or soft targets (N, classes);
+    returns the sealed set and the decision on every stage. Only the calibration data given
+    here is used.
 
     With the model's feature vectors (N, F) and its last layer (`head`: a HeadSource, or
     the reason it cannot be re-fitted), a "head" stage re-fits that layer after the
-    output-only stages and keeps it only if it beats them on the held-out split."""
+    output-only stages and keeps it only if it beats them on the held-out split. With a
+    float reference model's probabilities (N, classes) on the same inputs, the
+    "quantization" stage comes first (fit.quantization_stage)."""
     options = options or FitOptions()
     core = core or Core(options.core_variant)
     raw = check_raw(raw_outputs, model)
@@ -199,15 +224,24 @@ def fit_classification(raw_outputs: NDArray, labels: NDArray, model: ModelInfo,
     feats = None if features is None else check_features(features, raw.shape[0], model)
     if (feats is not None or head is not None) and "head" not in names:
         names = _with_head(names)
+    ref = None
+    if reference is not None:
+        ref = target_matrix(reference, model.n_classes)
+        if ref.shape[0] != raw.shape[0]:
+            raise TinyfixError(f"{raw.shape[0]} raw outputs but the reference model's "
+                               f"outputs are for {ref.shape[0]} inputs")
+        if "quantization" not in names:
+            names = ("quantization", *names)
     unknown = sorted(set(names) - set(ALL_CLASSIFICATION_STAGES))
     if unknown:
         raise TinyfixError(f"unknown classification stage(s) {', '.join(unknown)}; known: "
                            f"{', '.join(ALL_CLASSIFICATION_STAGES)}")
     identity = FloatParams.identity(model.n_classes, kind)
     base, clips = quantize(core, model, identity, options.device)
-    if y.size < 2:
-        raise TinyfixError(f"too few calibration samples to fit anything: {y.size}")
-    fit_idx, held_idx = stratified_split(y, options.heldout_fraction, options.seed)
+    if len(y) < 2:
+        raise TinyfixError(f"too few calibration samples to fit anything: {len(y)}")
+    fit_idx, held_idx = stratified_split(hard_labels(y), options.heldout_fraction,
+                                         options.seed)
     if held_idx.size < MIN_HELDOUT:
         reason = f"too few samples for a held-out check: {held_idx.size} < {MIN_HELDOUT}"
         return FitResult("classification", core, model, base, identity,
@@ -217,11 +251,17 @@ def fit_classification(raw_outputs: NDArray, labels: NDArray, model: ModelInfo,
              scaling_inputs(raw[fit_idx], model, kind), y[fit_idx], y[held_idx],
              identity, base, {},
              None if feats is None else feats[fit_idx],
-             None if feats is None else feats[held_idx])
+             None if feats is None else feats[held_idx],
+             None if ref is None else ref[fit_idx],
+             None if ref is None else ref[held_idx])
     f.scores = f.score(base)
     decisions = []
+    compensated = None
     for name in names:
-        if name == "thresholds":
+        if name == "quantization":
+            decisions.append(quantization_stage(f, head))
+            compensated = f.params if decisions[-1].kept else None
+        elif name == "thresholds":
             decisions.append(_threshold_stage(f))
         elif name == "head":
             decisions.append(_head_stage(f, head))
@@ -229,7 +269,8 @@ def fit_classification(raw_outputs: NDArray, labels: NDArray, model: ModelInfo,
             decisions.append(_scaling_stage(f, name))
     _, clips = quantize(core, model, f.state, options.device)
     return FitResult("classification", core, model, f.params, f.state, decisions, clips,
-                     int(fit_idx.size), int(held_idx.size), baseline_kind=kind)
+                     int(fit_idx.size), int(held_idx.size), baseline_kind=kind,
+                     quantization_params=compensated)
 
 
 def _with_head(names: tuple[str, ...]) -> tuple[str, ...]:

@@ -41,6 +41,7 @@ from tinyfix.fit.nll import fit_affine
 from tinyfix.fit.options import FitOptions
 from tinyfix.fit.quantize import Q16, quantize
 from tinyfix.fit.scaling import CLASS_SCALE_LIMIT, INV_TEMPERATURE_LIMITS
+from tinyfix.fit.targets import hard_labels
 from tinyfix.fit.through_core import run_frames
 
 LAMBDAS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, math.inf)
@@ -120,8 +121,10 @@ class HeadFit:
                 f"budget of {self.budget} B")
 
 
-def _folds(y: NDArray[np.int64], k: int, seed: int) -> NDArray[np.int64]:
-    """Fold index of every sample, each class spread evenly over the folds."""
+def _folds(y: NDArray, k: int, seed: int) -> NDArray[np.int64]:
+    """Fold index of every sample, each class (a soft target's most likely) spread evenly
+    over the folds."""
+    y = hard_labels(y)
     rng = np.random.default_rng(seed)
     fold = np.empty(y.size, dtype=np.int64)
     offset = 0
@@ -210,7 +213,7 @@ class _Data:
     feats: NDArray[np.int8]  # the device's int8 features
     raw: NDArray  # the device's raw outputs
     z: NDArray[np.float64]  # the model's own class logits as the core derives them
-    y: NDArray[np.int64]
+    y: NDArray  # labels (N,) or soft targets (N, C)
 
     def part(self, mask: NDArray[np.bool_]) -> _Data:
         return _Data(self.x[mask], self.feats[mask], self.raw[mask], self.z[mask], self.y[mask])
@@ -260,7 +263,7 @@ class _Builder:
         return run_frames(self.core, self.model, params, raw, features=d.feats)
 
 
-def _temperature(z: NDArray[np.float64], y: NDArray[np.int64], base: float, l2: float
+def _temperature(z: NDArray[np.float64], y: NDArray, base: float, l2: float
                  ) -> float:
     """1/T for logits z the core produced at 1/T = 1 (within the core's range)."""
     lo, hi = INV_TEMPERATURE_LIMITS
@@ -273,7 +276,8 @@ def _temperature(z: NDArray[np.float64], y: NDArray[np.int64], base: float, l2: 
 def _trial(b: _Builder, variant: Variant, lam: float, d: _Data,
            fold: NDArray[np.int64]) -> Trial:
     fitted = []
-    z = np.zeros((d.y.size, b.model.n_classes))
+    n = len(d.y)
+    z = np.zeros((n, b.model.n_classes))
     for k in range(FOLDS):
         train, test = fold != k, fold == k
         layer = b.fit(variant, lam, d.part(train))
@@ -288,7 +292,7 @@ def _trial(b: _Builder, variant: Variant, lam: float, d: _Data,
                                        b.model.n_classes)
         for key in totals:
             totals[key] += scores[key] * test.sum()
-    return Trial(variant, lam, inv_t, {key: v / d.y.size for key, v in totals.items()})
+    return Trial(variant, lam, inv_t, {key: v / n for key, v in totals.items()})
 
 
 def min_samples(n_classes: int) -> int:
@@ -302,13 +306,13 @@ def time_folds(n: int) -> NDArray[np.int64]:
 
 
 def fit_head(core: Core, model: ModelInfo, source: HeadSource, features: NDArray[np.int8],
-             y: NDArray[np.int64], options: FitOptions, raw: NDArray,
+             y: NDArray, options: FitOptions, raw: NDArray,
              output_kind: str = "logits", fold: NDArray[np.int64] | None = None) -> HeadFit:
     """The best head on the fit split: features (N, F) int8, labels (N,), the device's raw
     outputs (N, outputs) and their kind; `fold` assigns each sample one of FOLDS
     cross-fitting folds (default: stratified at random)."""
-    if features.shape != (y.size, source.n_features):
-        raise TinyfixError(f"features {features.shape} for {y.size} labels and a layer of "
+    if features.shape != (len(y), source.n_features):
+        raise TinyfixError(f"features {features.shape} for {len(y)} labels and a layer of "
                            f"{source.n_features} features")
     budget = options.head_budget_bytes or default_budget(source)
     found = variants(source, budget, options.device.max_head_weights)

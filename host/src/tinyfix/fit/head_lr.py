@@ -18,19 +18,20 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax
 
 from tinyfix.errors import TinyfixError
+from tinyfix.fit.targets import target_matrix
 
 MAX_ITERATIONS = 200
 
 
-def fit_layer(x: NDArray[np.float64], y: NDArray[np.int64], w0: NDArray[np.float64],
+def fit_layer(x: NDArray[np.float64], y: NDArray, w0: NDArray[np.float64],
               b0: NDArray[np.float64], lam: float,
               trainable: NDArray[np.bool_] | None = None,
               offset: NDArray[np.float64] | None = None
               ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Weights (C, F) and biases (C,) for real features x (N, F) and labels y (N,), on top of
-    fixed logits `offset` (N, C) if given."""
+    """Weights (C, F) and biases (C,) for real features x (N, F) and labels y (N,) or soft
+    targets (N, C), on top of fixed logits `offset` (N, C) if given."""
     n_classes, n_features = w0.shape
-    if x.ndim != 2 or x.shape[1] != n_features or y.shape != (x.shape[0],):
+    if x.ndim != 2 or x.shape[1] != n_features or len(y) != x.shape[0]:
         raise TinyfixError(f"features {x.shape} and labels {y.shape} do not fit a layer "
                            f"of {n_classes} x {n_features}")
     if lam < 0 or math.isnan(lam):
@@ -43,8 +44,8 @@ def fit_layer(x: NDArray[np.float64], y: NDArray[np.int64], w0: NDArray[np.float
     if offset is not None:
         fixed = fixed + offset
     w0_t = w0[:, cols]
-    onehot = np.zeros((x.shape[0], n_classes))
-    onehot[np.arange(y.size), y] = 1.0
+    onehot = target_matrix(y, n_classes)
+    n = x.shape[0]
     n_w = w0_t.size
 
     def probs(theta: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -53,9 +54,9 @@ def fit_layer(x: NDArray[np.float64], y: NDArray[np.int64], w0: NDArray[np.float
 
     def objective(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
         logp = probs(theta)
-        residual = (np.exp(logp) - onehot) / y.size
+        residual = (np.exp(logp) - onehot) / n
         delta = theta - start
-        loss = -np.sum(logp * onehot) / y.size + lam * float(delta @ delta)
+        loss = -np.sum(logp * onehot) / n + lam * float(delta @ delta)
         grad_w = residual.T @ x_t
         grad_b = residual.sum(axis=0)
         return float(loss), np.concatenate([grad_w.ravel(), grad_b]) + 2 * lam * delta
@@ -64,7 +65,7 @@ def fit_layer(x: NDArray[np.float64], y: NDArray[np.int64], w0: NDArray[np.float
         p = np.exp(probs(theta))
         dz = x_t @ v[:n_w].reshape(w0_t.shape).T + v[n_w:]
         hz = p * dz - p * np.sum(p * dz, axis=1, keepdims=True)
-        out = np.concatenate([(hz.T @ x_t).ravel(), hz.sum(axis=0)]) / y.size
+        out = np.concatenate([(hz.T @ x_t).ravel(), hz.sum(axis=0)]) / n
         return out + 2 * lam * v
 
     start = np.concatenate([w0_t.ravel(), b0])
@@ -77,13 +78,12 @@ def fit_layer(x: NDArray[np.float64], y: NDArray[np.int64], w0: NDArray[np.float
     return w, result.x[n_w:].copy()
 
 
-def feature_usefulness(x: NDArray[np.float64], y: NDArray[np.int64],
+def feature_usefulness(x: NDArray[np.float64], y: NDArray,
                        logits: NDArray[np.float64]) -> NDArray[np.float64]:
     """How much the loss wants each feature's weights to move, at the model's own logits
     (N, C): the norm over classes of d mean NLL / d W[:, f]. A re-fit on the top features
     gains most per stored weight."""
     logp = log_softmax(logits, axis=1)
-    onehot = np.zeros_like(logp)
-    onehot[np.arange(y.size), y] = 1.0
-    grad = (np.exp(logp) - onehot).T @ x / max(y.size, 1)
+    onehot = target_matrix(y, logp.shape[1])
+    grad = (np.exp(logp) - onehot).T @ x / max(len(y), 1)
     return np.sqrt(np.sum(grad ** 2, axis=0))

@@ -17,10 +17,13 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax
 
 from tinyfix.errors import TinyfixError
+from tinyfix.fit.targets import target_matrix
 
 
-def mean_nll(logits: NDArray[np.float64], y: NDArray[np.int64]) -> float:
-    return float(-np.mean(log_softmax(logits, axis=1)[np.arange(y.size), y]))
+def mean_nll(logits: NDArray[np.float64], y: NDArray) -> float:
+    """Mean cross-entropy of labels (N,) or soft targets (N, C) with softmax(logits)."""
+    targets = target_matrix(y, logits.shape[1])
+    return float(-np.mean(np.sum(targets * log_softmax(logits, axis=1), axis=1)))
 
 
 @dataclass(frozen=True)
@@ -31,18 +34,18 @@ class AffineFit:
     converged: bool
 
 
-def fit_affine(z: NDArray[np.float64], y: NDArray[np.int64], a0: NDArray[np.float64],
+def fit_affine(z: NDArray[np.float64], y: NDArray, a0: NDArray[np.float64],
                b0: NDArray[np.float64], *, scale: str, bias: bool, l2: float,
                factor_bounds: list[tuple[float, float]],
                offset_bounds: list[tuple[float, float]]) -> AffineFit:
-    """scale: "none" (factor 1), "shared" (one factor: temperature) or "per_class"."""
+    """scale: "none" (factor 1), "shared" (one factor: temperature) or "per_class"; y:
+    labels (N,) or soft targets (N, C) (fit.targets)."""
     n, c = z.shape
     if n == 0:
         raise TinyfixError("no samples to fit on")
     n_factor = {"none": 0, "shared": 1, "per_class": c}[scale]
     n_offset = c if bias else 0
-    onehot = np.zeros((n, c))
-    onehot[np.arange(n), y] = 1.0
+    onehot = target_matrix(y, c)
     weight = l2 / n
 
     def unpack(theta: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

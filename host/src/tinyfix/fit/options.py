@@ -13,7 +13,9 @@ CLASSIFICATION_STAGES = ("temperature", "prior", "bias", "vector", "thresholds")
 # Also available on request (FitOptions.stages): offsets alone.
 # "head" (the last-layer re-fit) joins, before the thresholds, whenever the data has the
 # model's feature vectors.
-ALL_CLASSIFICATION_STAGES = (*CLASSIFICATION_STAGES, "bias_only", "head")
+# "quantization" (fitted to a float reference model, fit.quantization_stage) goes first
+# whenever the fit is given that model's outputs.
+ALL_CLASSIFICATION_STAGES = ("quantization", *CLASSIFICATION_STAGES, "bias_only", "head")
 # "correction": output-only stages on frame labels from the event times, before voting.
 STREAMING_STAGES = ("correction", "vote")
 # With feature vectors, streaming also tries "head" (voting is then tuned on its outputs).

@@ -18,14 +18,15 @@ from scipy.special import softmax
 
 from tinyfix.errors import TinyfixError
 from tinyfix.fit.float_params import FloatParams
+from tinyfix.fit.targets import class_mass
 
 SMOOTHING = 1.0
 MIN_SAMPLES_PER_CLASS = 5
 ITERATIONS = 200
 
 
-def target_priors(y: NDArray[np.int64], n_classes: int) -> NDArray[np.float64]:
-    counts = np.bincount(y, minlength=n_classes).astype(float)
+def target_priors(y: NDArray, n_classes: int) -> NDArray[np.float64]:
+    counts = class_mass(y, n_classes)
     return (counts + SMOOTHING) / (counts.sum() + SMOOTHING * n_classes)
 
 
@@ -42,7 +43,7 @@ def implied_shift(logits: NDArray[np.float64], priors: NDArray[np.float64]
     return d
 
 
-def fit_prior_shift(z: NDArray[np.float64], y: NDArray[np.int64], fp: FloatParams,
+def fit_prior_shift(z: NDArray[np.float64], y: NDArray, fp: FloatParams,
                     source_priors: tuple[float, ...] | None = None) -> FloatParams:
     priors = target_priors(y, fp.n_classes)
     if source_priors is not None:

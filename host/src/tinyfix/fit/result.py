@@ -71,6 +71,10 @@ class FitResult:
     fixed_threshold: float = float("inf")
     # Streaming: the cross-validated prediction and DET curves (fit.streaming.StreamReport).
     stream_report: Any = None
+    # With a float reference model: where quantization costs (quant_report.QuantizationReport),
+    # and the set as it was after the "quantization" stage alone (None: not kept).
+    quantization: Any = None
+    quantization_params: Params | None = None
 
     @property
     def output_kind(self) -> str:

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Stage 1 fits: temperature scaling (one factor), bias (per-class offsets with the
 temperature re-fitted jointly), bias only, and vector scaling (per-class factor and offset),
-each fitted from the current parameters on."""
+each fitted from the current parameters on, to labels or soft targets (fit.targets)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _offset_bounds(fp: FloatParams) -> list[tuple[float, float]]:
     return [(-CLASS_BIAS_LIMIT - b, CLASS_BIAS_LIMIT - b) for b in fp.class_bias]
 
 
-def fit_temperature(z: NDArray[np.float64], y: NDArray[np.int64], fp: FloatParams,
+def fit_temperature(z: NDArray[np.float64], y: NDArray, fp: FloatParams,
                     l2: float) -> FloatParams:
     lo, hi = INV_TEMPERATURE_LIMITS
     fit = fit_affine(z, y, fp.effective_scale, fp.class_bias, scale="shared", bias=False,
@@ -38,7 +38,7 @@ def fit_temperature(z: NDArray[np.float64], y: NDArray[np.int64], fp: FloatParam
     return fp.replace(inv_temperature=float(fp.inv_temperature * fit.factor[0]))
 
 
-def fit_bias_only(z: NDArray[np.float64], y: NDArray[np.int64], fp: FloatParams,
+def fit_bias_only(z: NDArray[np.float64], y: NDArray, fp: FloatParams,
                   l2: float) -> FloatParams:
     """Per-class offsets alone, the temperature left as it is."""
     fit = fit_affine(z, y, fp.effective_scale, fp.class_bias, scale="none", bias=True, l2=l2,
@@ -46,7 +46,7 @@ def fit_bias_only(z: NDArray[np.float64], y: NDArray[np.int64], fp: FloatParams,
     return fp.replace(class_bias=fp.class_bias + fit.offset - np.mean(fit.offset))
 
 
-def fit_bias(z: NDArray[np.float64], y: NDArray[np.int64], fp: FloatParams,
+def fit_bias(z: NDArray[np.float64], y: NDArray, fp: FloatParams,
              l2: float) -> FloatParams:
     """Per-class offsets with the temperature re-fitted jointly (bias-corrected temperature
     scaling, Alexandari et al., 2020): offsets change how sharp the best softmax is."""
@@ -58,7 +58,7 @@ def fit_bias(z: NDArray[np.float64], y: NDArray[np.int64], fp: FloatParams,
                       class_bias=fp.class_bias + fit.offset - np.mean(fit.offset))
 
 
-def fit_vector(z: NDArray[np.float64], y: NDArray[np.int64], fp: FloatParams,
+def fit_vector(z: NDArray[np.float64], y: NDArray, fp: FloatParams,
                l2: float) -> FloatParams:
     limit = CLASS_SCALE_LIMIT
     factor_bounds = [(0.0, limit / s if s > 0 else 1.0) for s in fp.class_scale]

@@ -44,6 +44,8 @@ from tinyfix.fit.through_core import CoreRun, run_frames
 # Raw outputs (N, C) of real-valued inputs (N, ..., channels), run through the model with
 # the input correction of the given parameter set (None: none).
 ModelRun = Callable[[NDArray, Params | None], NDArray]
+# The same with the model's feature vectors (N, F), or None when it has none.
+FeatureRun = Callable[[NDArray, Params | None], tuple[NDArray, NDArray | None]]
 INPUT_ROUNDS = 3
 MIN_LAB_SAMPLES = 30
 
@@ -76,7 +78,8 @@ class UnlabeledFit:
     core: Core
     model: ModelInfo
     output_kind: str
-    sets: dict[str, Adapted] = field(default_factory=dict)  # "prior", "inputs", "both"
+    # "prior", "inputs", "both"; with a float reference model "teacher", "teacher+inputs"
+    sets: dict[str, Adapted] = field(default_factory=dict)
 
     @property
     def best(self) -> Adapted:
@@ -86,23 +89,29 @@ class UnlabeledFit:
         raise TinyfixError("nothing was fitted")
 
     def evaluate(self, raw: NDArray, y: NDArray, x: NDArray | None = None,
-                 run_model: ModelRun | None = None) -> dict[str, dict[str, float]]:
+                 run_model: ModelRun | None = None, run_features: FeatureRun | None = None
+                 ) -> dict[str, dict[str, float]]:
         """Accuracy, macro-F1 and ECE through the C core on labelled evaluation data: the
         model as it is ("raw"), and every set (sets with an input correction run the
-        inputs x through the model again with it)."""
+        inputs x through the model again with it; sets with a head need `run_features`)."""
         labels = np.asarray(y, dtype=np.int64)
         n = self.model.n_classes
         identity, _ = quantize(self.core, self.model,
                                FloatParams.identity(n, self.output_kind))
         rows = {"raw": _scores(run_frames(self.core, self.model, identity, raw), labels, n)}
         for name, adapted in self.sets.items():
-            out = raw
-            if adapted.corrects_inputs:
+            out, feats = raw, None
+            with_input = adapted.params if adapted.corrects_inputs else None
+            if adapted.float_params.head is not None:
+                if x is None or run_features is None:
+                    continue
+                out, feats = run_features(x, with_input)
+            elif adapted.corrects_inputs:
                 if x is None or run_model is None:
                     continue
                 out = run_model(x, adapted.params)
-            rows[name] = _scores(run_frames(self.core, self.model, adapted.params, out),
-                                 labels, n)
+            rows[name] = _scores(run_frames(self.core, self.model, adapted.params, out,
+                                            features=feats), labels, n)
         return rows
 
 

@@ -49,6 +49,24 @@ def schema() -> ModuleType:
     return schema_py_generated
 
 
+def read_model_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise TinyfixError(f"cannot read {what} {path}: {err.strerror}") from err
+
+
+def parse_flatbuffer(data: bytes, name: str) -> tuple[ModuleType, Any]:
+    """(the schema module, the unpacked ModelT) of a .tflite, or TinyfixError."""
+    fb = schema()
+    try:
+        if not fb.Model.ModelBufferHasIdentifier(data, 0):
+            raise ValueError("no TFL3 identifier")
+        return fb, fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(data, 0))
+    except Exception as err:
+        raise TinyfixError(f"{name} is not a TensorFlow Lite flatbuffer ({err})") from err
+
+
 def _names(cls: type) -> dict[int, str]:
     return {v: k for k, v in vars(cls).items() if not k.startswith("_") and isinstance(v, int)}
 
@@ -171,21 +189,11 @@ class ModelGraph:
     @classmethod
     def load(cls, path: str | Path) -> ModelGraph:
         path = Path(path)
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise TinyfixError(f"cannot read the model {path}: {err.strerror}") from err
-        return cls.from_bytes(data, name=path.name)
+        return cls.from_bytes(read_model_file(path, "the model"), name=path.name)
 
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "model") -> ModelGraph:
-        fb = schema()
-        try:
-            if not fb.Model.ModelBufferHasIdentifier(data, 0):
-                raise ValueError("no TFL3 identifier")
-            model = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(data, 0))
-        except Exception as err:
-            raise TinyfixError(f"{name} is not a TensorFlow Lite flatbuffer ({err})") from err
+        fb, model = parse_flatbuffer(data, name)
         return _describe(fb, model, bytes(data), name)
 
     @property
