@@ -13,7 +13,32 @@
 #  - picks the repository's boards/<board>.overlay and boards/<board>.conf, the per-board
 #    differences (link UART, sensor, settings backend), as Zephyr would pick an app's own
 #    boards/ files. A user's -DEXTRA_CONF_FILE / -DEXTRA_DTC_OVERLAY_FILE (calibrate.py's
-#    tinyfix.conf and tinyfix.overlay) come after them, so they win.
+#    tinyfix.conf and tinyfix.overlay) come after them, so they win;
+#  - tells Zephyr that a GNU Arm Embedded toolchain has picolibc when it does (see below).
+
+# Debian's (and Arm's) arm-none-eabi GCC ship picolibc, but Zephyr's gnuarmemb toolchain
+# files do not say so, and their newlib lacks the retargetable locking Zephyr needs for C++
+# (lib/libc/newlib/libc-hooks.c stops the build). Find its picolibc.specs and say so,
+# unless the user already chose (-DTOOLCHAIN_HAS_PICOLIBC=ON/OFF).
+set(tinyfix_variant "${ZEPHYR_TOOLCHAIN_VARIANT}")
+if(tinyfix_variant STREQUAL "")
+  set(tinyfix_variant "$ENV{ZEPHYR_TOOLCHAIN_VARIANT}")
+endif()
+if(NOT DEFINED TOOLCHAIN_HAS_PICOLIBC AND tinyfix_variant STREQUAL "gnuarmemb")
+  set(tinyfix_gnuarmemb "${GNUARMEMB_TOOLCHAIN_PATH}")
+  if(tinyfix_gnuarmemb STREQUAL "")
+    set(tinyfix_gnuarmemb "$ENV{GNUARMEMB_TOOLCHAIN_PATH}")
+  endif()
+  find_program(tinyfix_arm_gcc arm-none-eabi-gcc HINTS "${tinyfix_gnuarmemb}/bin" NO_CACHE)
+  if(tinyfix_arm_gcc)
+    execute_process(COMMAND ${tinyfix_arm_gcc} -print-file-name=picolibc.specs
+      OUTPUT_VARIABLE tinyfix_picolibc_specs OUTPUT_STRIP_TRAILING_WHITESPACE)
+    if(IS_ABSOLUTE "${tinyfix_picolibc_specs}" AND EXISTS "${tinyfix_picolibc_specs}")
+      message(STATUS "TinyFix: ${tinyfix_arm_gcc} has picolibc, building with it")
+      set(TOOLCHAIN_HAS_PICOLIBC ON CACHE BOOL "True if toolchain supports picolibc")
+    endif()
+  endif()
+endif()
 
 get_filename_component(TINYFIX_REPO ${CMAKE_CURRENT_LIST_DIR}/.. ABSOLUTE)
 list(APPEND ZEPHYR_EXTRA_MODULES ${TINYFIX_REPO})

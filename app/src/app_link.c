@@ -189,7 +189,9 @@ static const struct tinyfix_link_ops link_ops = {
 	.info = op_info,
 	.invoke = op_invoke,
 	.input_buffer = op_input_buffer,
-	.capture = IS_ENABLED(CONFIG_APP_INPUT_SENSOR) ? op_capture : NULL,
+	.capture = IS_ENABLED(CONFIG_APP_INPUT_SENSOR) || IS_ENABLED(CONFIG_APP_REPLAY_CAPTURE)
+			   ? op_capture
+			   : NULL,
 	.persist = IS_ENABLED(CONFIG_TINYFIX_SETTINGS) ? op_persist : NULL,
 	.cycles = op_cycles,
 	.uptime_ms = op_uptime,

@@ -105,6 +105,8 @@ def _device_info_table(device: Device) -> Table:
                             f"scale {info.output.scale:.6g} zero point {info.output.zero_point}")
     table.add_row("classes", str(info.n_classes))
     table.add_row("parameter set", f"0x{info.params_crc:08x} (format {info.params_format})")
+    caps = [c.name.lower().replace("_", " ") for c in Cap if c and info.caps & c and c.name]
+    table.add_row("offers", ", ".join(caps) or "nothing beyond INFER")
     return table
 
 
@@ -120,6 +122,10 @@ def _raw_pair(job: CalibrateJob, device: Device | None, core: Core,
     calibration and evaluation sets: recorded scores as given, else captured (or resumed)
     through the device in one capture file (`fresh_state`: see capture())."""
     if cal.scores is not None and ev.scores is not None:
+        # Feature vectors recorded beside the scores (tinyfix capture), unless --no-features.
+        cal_f, ev_f = getattr(cal, "features", None), getattr(ev, "features", None)
+        if job.features is not False and cal_f is not None and ev_f is not None:
+            return cal.scores, ev.scores, cal_f, ev_f
         return cal.scores, ev.scores, None, None
     if device is None:
         raise TinyfixError(f"{job.data} holds model inputs, not recorded scores: give --port "

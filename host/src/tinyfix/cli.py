@@ -21,6 +21,7 @@ from tinyfix.errors import TinyfixError, run_command
 
 if TYPE_CHECKING:
     from tinyfix.calibrate import CalibrateJob
+    from tinyfix.capture_job import CaptureJob
 
 
 def _port_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -104,11 +105,70 @@ def _job(args: argparse.Namespace, port: str | None, **device_options: object) -
         **device_options)  # type: ignore[arg-type]
 
 
+def _capture_args(p: argparse.ArgumentParser) -> None:
+    """What a guided capture session records (tinyfix capture, calibrate --capture)."""
+    p.add_argument("--classes",
+                   help="the model's class names, comma-separated, in output order "
+                        "(default: the demo's on --port sim, else 0, 1, ...)")
+    p.add_argument("--windows", default="20",
+                   help="windows per class (e.g. 20), or per named class "
+                        "(idle=180,wave=60,...); with --unlabeled: in all "
+                        "(default: %(default)s)")
+    p.add_argument("--label",
+                   help="capture only this class now (another run adds the others); with "
+                        "--stream: the class Enter starts an event of")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--stream", action="store_true",
+                      help="record consecutive windows for --seconds; keys mark events "
+                           "(1-9: start an event of that class, Space: end it)")
+    mode.add_argument("--unlabeled", action="store_true", dest="capture_unlabeled",
+                      help="record windows without labels (for fit --unlabeled)")
+    p.add_argument("--seconds", type=float, default=60.0,
+                   help="with --stream: how long to record, in device time "
+                        "(default: %(default)s)")
+    p.add_argument("--background",
+                   help="with --stream: classes that are never events, comma-separated "
+                        "(default: the demo's idle and unknown where the model has them)")
+    p.add_argument("--auto", action="store_true",
+                   help="keep every window without asking (unattended)")
+    p.add_argument("--keys", help=argparse.SUPPRESS)  # a fixed key sequence (tests)
+
+
+def _capture_job(args: argparse.Namespace, out: Path) -> CaptureJob:
+    from tinyfix.capture_job import CaptureJob
+
+    def names(text: str | None) -> tuple[str, ...] | None:
+        return None if text is None else tuple(n.strip() for n in text.split(",") if n.strip())
+
+    mode = "stream" if args.stream else "unlabeled" if args.capture_unlabeled else "windows"
+    return CaptureJob(port=args.port, out=out, baud=args.baud, model=args.model,
+                      classes=names(args.classes), windows=args.windows, label=args.label,
+                      mode=mode, seconds=args.seconds, background=names(args.background),
+                      auto=args.auto, keys=args.keys, features=args.features,
+                      sim_sensor=args.sim_sensor)
+
+
+def cmd_capture(args: argparse.Namespace, console: Console) -> int:
+    from tinyfix.capture_job import run_capture
+
+    run_capture(_capture_job(args, args.out), console)
+    return 0
+
+
 def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     from tinyfix.calibrate import run
 
+    if args.capture:
+        from tinyfix.capture_job import run_capture
+
+        if args.data is not None:
+            raise TinyfixError("--capture records the data: give --capture or --data, not both")
+        if args.capture_unlabeled:
+            raise TinyfixError("calibrate --capture fits labelled windows or a stream; "
+                               "record unlabeled data with tinyfix capture --unlabeled")
+        args.data = run_capture(_capture_job(args, args.out / "capture.npz"), console)
     if args.data is None:
-        raise TinyfixError("calibrate needs --data")
+        raise TinyfixError("calibrate needs --data (or --capture to record it first)")
     if args.flash and args.board is None:
         raise TinyfixError("--flash needs --board")
     run(_job(args, args.port, baud=args.baud, board=args.board, app=args.app,
@@ -198,6 +258,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="capture from a device, fit, write overlay and report")
     _port_args(p)
     _fit_args(p)
+    p.add_argument("--capture", action="store_true",
+                   help="first record the data from the device's own sensor in a guided "
+                        "session (as tinyfix capture, into <out>/capture.npz), then fit it")
+    _capture_args(p)
     p.add_argument("--board", help="west board for --flash, e.g. nrf52840dk/nrf52840")
     p.add_argument("--app", type=Path, default=Path("app"),
                    help="application folder for --flash (default: %(default)s)")
@@ -224,6 +288,23 @@ def parser() -> argparse.ArgumentParser:
                         "when there is an input correction; else the input correction when "
                         "there are inputs, else the prior shift)")
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("capture", help="record labelled windows (or a stream) from the "
+                                       "device's own sensor, guided, into a data set")
+    _port_args(p)
+    p.add_argument("--out", type=Path, required=True, metavar="DATA.npz",
+                   help="the data set to write; the session file DATA.tfsession beside it "
+                        "keeps every kept window, and the same command resumes it")
+    p.add_argument("--model", type=Path,
+                   help="check the device runs this .tflite (with --port sim: the model it "
+                        "runs)")
+    p.add_argument("--features", action=argparse.BooleanOptionalAction, default=None,
+                   help="also record the model's feature vectors (default: when the device "
+                        "reports a feature tensor)")
+    p.add_argument("--sim-sensor", choices=["lab", "field"], default="field",
+                   help="drift profile of the simulated device's sensor (default: %(default)s)")
+    _capture_args(p)
+    p.set_defaults(func=cmd_capture)
 
     p = sub.add_parser("replay", help="run params.yaml through the C core over windows "
                                       "(decisions) or a stream (detections)")

@@ -39,6 +39,9 @@ class ClassificationData:
     x: NDArray | None = None
     scores: NDArray | None = None
     names_given: bool = True
+    # With recorded scores: the int8 feature vectors recorded with them (tinyfix capture),
+    # for the head stage; None when not recorded.
+    features: NDArray | None = None
 
     def __len__(self) -> int:
         return int(self.y.size)
@@ -47,7 +50,8 @@ class ClassificationData:
         return ClassificationData(
             self.y[index], self.class_names,
             None if self.x is None else self.x[index],
-            None if self.scores is None else self.scores[index], self.names_given)
+            None if self.scores is None else self.scores[index], self.names_given,
+            None if self.features is None else self.features[index])
 
     def names_for_model(self, n_classes: int) -> tuple[str, ...]:
         """The names of a model's n_classes outputs. Unnamed data may label only some of
@@ -72,6 +76,7 @@ class StreamingData:
     background: tuple[int, ...]
     x: NDArray | None = None
     scores: NDArray | None = None
+    features: NDArray | None = None  # recorded with the scores, as for ClassificationData
 
     def __len__(self) -> int:
         return int(self.t_ms.size)
@@ -82,7 +87,8 @@ class StreamingData:
         return StreamingData(
             self.t_ms[keep], self.events.within(t0, t1), self.class_names, self.background,
             None if self.x is None else self.x[keep],
-            None if self.scores is None else self.scores[keep])
+            None if self.scores is None else self.scores[keep],
+            None if self.features is None else self.features[keep])
 
 
 # ---- Loading ----------------------------------------------------------------------------
@@ -176,7 +182,20 @@ def load_classification(path: str | Path) -> ClassificationData:
                            f"{scores.shape[1]} columns")
     _check_labels(y, len(names), "`y`", path)
     return ClassificationData(y, names, x, scores,
-                              names_given="class_names" in data or scores is not None)
+                              names_given="class_names" in data or scores is not None,
+                              features=_features(data, scores, path))
+
+
+def _features(data: dict[str, NDArray], scores: NDArray | None, path: Path) -> NDArray | None:
+    """Recorded int8 feature vectors (N, F), one row per recorded score."""
+    if "features" not in data:
+        return None
+    feats = np.asarray(data["features"])
+    if scores is None or feats.ndim != 2 or feats.shape[0] != scores.shape[0]:
+        raise TinyfixError(f"{path}: `features` must be (N, F) beside `scores` (N, C)")
+    if feats.dtype != np.int8:
+        raise TinyfixError(f"{path}: `features` must be int8, as the device sends them")
+    return feats
 
 
 ANOMALY_CLASSES = ("normal", "anomaly")
@@ -284,7 +303,8 @@ def load_streaming(path: str | Path) -> StreamingData:
     if clash:
         raise TinyfixError(f"{path}: events of background class(es) "
                            f"{', '.join(names[c] for c in clash)}; background is never an event")
-    return StreamingData(t, events, names, background, x, scores)
+    return StreamingData(t, events, names, background, x, scores,
+                         _features(data, scores, path))
 
 
 def is_streaming_file(path: str | Path) -> bool:
