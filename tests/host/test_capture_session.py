@@ -149,6 +149,27 @@ def test_the_recorded_scores_are_what_the_device_computes_for_the_recorded_windo
     np.testing.assert_array_equal(feats, data.features)
 
 
+def test_a_device_whose_frame_holds_no_float_window_is_captured_in_int8(tmp_path,
+                                                                         monkeypatch):
+    """As on the firmware (512-byte frames): the int8 window its input stage makes, recorded
+    dequantized; quantizing the recorded x again gives the device's window back, so the
+    recorded scores are what TFLM computes for it."""
+    from tinyfix import guided_capture
+    from tinyfix.capture import quantize_inputs
+    from tinyfix.core import Core
+    from tinyfix.twin import ModelGraph, TflmRunner, default_model
+
+    monkeypatch.setattr(guided_capture, "CAPTURE_OVERHEAD", 1 << 20)
+    out = tmp_path / "lab.npz"
+    run_capture(CaptureJob("sim", out, windows="2", auto=True), _console())
+    data = datasets.load_classification(out)
+    graph = ModelGraph.load(default_model())
+    core = Core()
+    raw, _ = TflmRunner(graph).run(quantize_inputs(core, graph.model_info(core), data.x))
+    np.testing.assert_array_equal(raw, data.scores)
+    assert len(np.unique(data.x)) < data.x.size  # on the int8 grid: few distinct values
+
+
 def test_an_unlabeled_session_writes_no_labels_and_fits_label_free(tmp_path):
     out = tmp_path / "field.npz"
     run_capture(CaptureJob("sim", out, windows="40", mode="unlabeled"), _console())

@@ -39,6 +39,9 @@ from tinyfix.session_store import NO_LABEL, SessionStore
 from tinyfix.wire.protocol import Cap, DType
 
 KEEP, DROP, UNDO, SKIP, QUIT = "\n", "d", "u", "s", "q"
+# Bytes of a CAPTURE response besides its values: frame header and CRC, COBS, the
+# response's fixed fields (docs/protocol.md).
+CAPTURE_OVERHEAD = 32
 END_EVENT = " "
 # Keys that keep a take besides Enter.
 KEEP_ALSO = ("k", "y")
@@ -80,18 +83,32 @@ class Sampler:
         shape = tuple(device.info.input.shape)
         self.shape = shape[1:] if len(shape) > 1 and shape[0] == 1 else shape
         self._identity: dict[str, Params] = {}
+        # Float windows when one fits a frame; else the int8 window the device's input stage
+        # makes (as the model sees it), dequantized here.
+        n = int(np.prod(self.shape))
+        model = device.model
+        self.dtype = DType.FLOAT32
+        if 4 * n + CAPTURE_OVERHEAD > device.info.max_frame and model.input_type == "int8":
+            self.dtype = DType.INT8
 
     def take(self) -> Take:
         link = self.device.link
-        window = next(iter(link.capture(1, DType.FLOAT32)), None)
+        window = next(iter(link.capture(1, self.dtype)), None)
         if window is None:
             raise TinyfixError(f"the device on {self.device.port_name} sent no sensor window")
-        x = np.frombuffer(window.data, dtype="<f4")
-        if x.size != int(np.prod(self.shape)):
-            raise TinyfixError(f"a sensor window of {x.size} values; the model takes "
+        model = self.device.model
+        values = np.frombuffer(window.data, dtype="<f4" if self.dtype == DType.FLOAT32
+                               else np.int8)
+        if values.size != int(np.prod(self.shape)):
+            raise TinyfixError(f"a sensor window of {values.size} values; the model takes "
                                f"{list(self.shape)}")
-        x = x.reshape(self.shape).copy()
-        q = quantize_inputs(self.core, self.device.model, x[None])[0]
+        if self.dtype == DType.FLOAT32:
+            x = values.reshape(self.shape).astype(np.float32)
+            q = quantize_inputs(self.core, model, x[None])[0]
+        else:  # quantizing these real values again gives back the same int8 window
+            q = values.reshape(self.shape)
+            x = ((q.astype(np.float64) - model.input_zero_point)
+                 * model.input_scale).astype(np.float32)
         rsp = link.infer(np.ascontiguousarray(q).tobytes(), features=self.features,
                          reset_model=self.fresh_state)
         top, confidence = self.top(np.frombuffer(rsp.raw, dtype=q_dtype(self.device))[None])

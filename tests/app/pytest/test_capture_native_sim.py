@@ -8,6 +8,9 @@ be the firmware's replay window, bit for bit, and the raw outputs and features r
 beside it must be what the host computed for that window (app/src/replay_windows.c, from
 the tflite-micro package and the host build of the tinyfix core).
 
+The firmware's frame (512 bytes) holds no float window, so the host takes the int8 window
+the firmware's input stage makes.
+
 Run by twister only (scenario sample.tinyfix.app.capture in app/sample.yaml).
 """
 
@@ -28,7 +31,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path += [str(p) for p in (REPO / ".venv" / "lib").glob(
     f"python{sys.version_info.major}.{sys.version_info.minor}/site-packages")]
 
-import numpy as np  # noqa: E402
+try:
+    import numpy as np
+except ImportError as err:  # neither twister's Python nor a project .venv has it
+    raise ImportError(f"numpy not found: run scripts/setup in {REPO} first (.venv)") from err
 from test_link_native_sim import boot, load_windows, open_link  # noqa: E402
 
 from tinyfix.wire.protocol import Cap  # noqa: E402
@@ -40,7 +46,8 @@ def test_a_guided_capture_records_the_firmwares_windows_and_answers(dut: DeviceA
                                                                      tmp_path):
     pty, _, _ = boot(dut)
     link = open_link(pty)
-    assert link.info().caps & Cap.CAPTURE
+    info = link.info()
+    assert info.caps & Cap.CAPTURE
     link.close()
 
     out = tmp_path / "lab.npz"
@@ -54,12 +61,14 @@ def test_a_guided_capture_records_the_firmwares_windows_and_answers(dut: DeviceA
     assert data["y"].tolist() == [c for c in range(6) for _ in range(2)]
     assert tuple(data["class_names"]) == CLASSES
 
+    # A float window (768 B) does not fit the firmware's 512-byte frame: the host asks for
+    # the int8 window its input stage makes and records it dequantized.
     windows = load_windows()
-    samples = np.array([w["samples"] for w in windows], dtype=np.int64)
+    inputs = np.array([w["input"] for w in windows], dtype=np.int64)
     found = []
     for x, raw, feats in zip(data["x"], data["scores"], data["features"], strict=True):
-        q16 = np.round(x.astype(np.float64) * 65536).astype(np.int64).ravel()
-        match = np.flatnonzero(np.all(samples == q16, axis=1))
+        q = np.round(x.astype(np.float64) / info.input.scale) + info.input.zero_point
+        match = np.flatnonzero(np.all(inputs == q.astype(np.int64).ravel(), axis=1))
         assert match.size == 1, "a recorded window is none of the firmware's replay windows"
         w = windows[int(match[0])]
         assert raw.tolist() == w["raw"], w["name"]
