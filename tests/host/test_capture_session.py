@@ -132,19 +132,30 @@ def test_a_stopped_session_resumes_where_it_stopped(tmp_path):
     np.testing.assert_array_equal(done.x[:4], first.x)  # the first four, as recorded
 
 
-def test_the_recorded_scores_are_what_the_device_computes_for_the_recorded_windows(tmp_path):
-    """The data set holds the device's own answers: the twin's TFLM on the same windows,
-    quantized by the C core's input stage, gives the same raw outputs and features."""
+def _captured_pairs(folder) -> datasets.ClassificationData:
+    """Two windows of every class from the simulated sensor, kept unattended."""
+    out = folder / "lab.npz"
+    run_capture(CaptureJob("sim", out, windows="2", auto=True), _console())
+    return datasets.load_classification(out)
+
+
+def _twin_outputs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Raw outputs and features of the bundled model in the twin's TFLM for real inputs,
+    quantized by the C core's input stage."""
     from tinyfix.capture import quantize_inputs
     from tinyfix.core import Core
     from tinyfix.twin import ModelGraph, TflmRunner, default_model
 
-    out = tmp_path / "lab.npz"
-    run_capture(CaptureJob("sim", out, windows="2", auto=True), _console())
-    data = datasets.load_classification(out)
     graph = ModelGraph.load(default_model())
     core = Core()
-    raw, feats = TflmRunner(graph).run(quantize_inputs(core, graph.model_info(core), data.x))
+    return TflmRunner(graph).run(quantize_inputs(core, graph.model_info(core), x))
+
+
+def test_the_recorded_scores_are_what_the_device_computes_for_the_recorded_windows(tmp_path):
+    """The data set holds the device's own answers: the twin's TFLM on the same windows,
+    quantized by the C core's input stage, gives the same raw outputs and features."""
+    data = _captured_pairs(tmp_path)
+    raw, feats = _twin_outputs(data.x)
     np.testing.assert_array_equal(raw, data.scores)
     np.testing.assert_array_equal(feats, data.features)
 
@@ -155,17 +166,10 @@ def test_a_device_whose_frame_holds_no_float_window_is_captured_in_int8(tmp_path
     dequantized; quantizing the recorded x again gives the device's window back, so the
     recorded scores are what TFLM computes for it."""
     from tinyfix import guided_capture
-    from tinyfix.capture import quantize_inputs
-    from tinyfix.core import Core
-    from tinyfix.twin import ModelGraph, TflmRunner, default_model
 
     monkeypatch.setattr(guided_capture, "CAPTURE_OVERHEAD", 1 << 20)
-    out = tmp_path / "lab.npz"
-    run_capture(CaptureJob("sim", out, windows="2", auto=True), _console())
-    data = datasets.load_classification(out)
-    graph = ModelGraph.load(default_model())
-    core = Core()
-    raw, _ = TflmRunner(graph).run(quantize_inputs(core, graph.model_info(core), data.x))
+    data = _captured_pairs(tmp_path)
+    raw, _ = _twin_outputs(data.x)
     np.testing.assert_array_equal(raw, data.scores)
     assert len(np.unique(data.x)) < data.x.size  # on the int8 grid: few distinct values
 
