@@ -433,15 +433,18 @@ def test_pty_device_answers_a_corrupted_request_with_crc_error_and_the_link_retr
     port, _device = pty_device
     link = Link(port, timeout=5.0)
     assert link.device_stats().crc_errors == 1
-    assert link.stats.retries == 1 and link.stats.timeouts == 0, "retried without waiting"
+    assert link.stats.garbled == 1 and link.stats.timeouts == 0, "re-sent without waiting"
 
 
 @pytest.mark.parametrize("pty_device", ["seq"], indirect=True)
-def test_pty_device_error_for_a_garbled_seq_is_ignored_and_the_timeout_retries(pty_device):
+def test_pty_device_error_for_a_garbled_seq_makes_the_link_resend_at_once(pty_device):
     port, _device = pty_device
-    link = Link(port, timeout=0.3)
+    link = Link(port, timeout=5.0)
     assert link.device_stats().crc_errors == 1
-    assert link.stats.ignored_frames == 1 and link.stats.timeouts == 1
+    # The ERROR carries the garbled seq, so it is not the answer; but it is the only
+    # request in flight, so it is re-sent without waiting out the 5 s.
+    assert link.stats.ignored_frames == 1 and link.stats.timeouts == 0
+    assert link.stats.garbled == 1
 
 
 def test_link_bytes_are_what_the_c_receiver_expects():
@@ -456,6 +459,7 @@ def test_link_bytes_are_what_the_c_receiver_expects():
     results = [lib.tinyfix_wire_rx_feed(rx, b, frame) for b in port.writes[0]]
     assert results.count(lib.TINYFIX_WIRE_RX_FRAME) == 1 and min(results) == 0
     assert (frame.type, frame.seq, frame.payload_len) == (MsgType.STATS, 100, 0)
-    assert len(port.writes[0]) == OVERHEAD + 3  # body + one COBS code + two delimiters
-    body = cobs.decode(port.writes[0][1:-1])
+    # body + one COBS code + two delimiters + the trailing spare delimiter
+    assert len(port.writes[0]) == OVERHEAD + 4
+    body = cobs.decode(port.writes[0][1:-2])
     assert frame.crc == zlib.crc32(body[:-4]) == struct.unpack("<I", body[-4:])[0]

@@ -47,6 +47,28 @@ VARIANTS = {
     "device": {**DEVICE_CAPACITY, "TINYFIX_USE_FLOAT": 0},
 }
 CDEF_DIR = Path(__file__).parent / "cdefs"
+# TINYFIX_SANITIZE=1 (or "address") builds every variant under AddressSanitizer and
+# UndefinedBehaviorSanitizer (scripts/test runs the whole suite so). Python itself is not
+# instrumented, so the ASan runtime must be loaded first:
+# LD_PRELOAD=$(cc -print-file-name=libasan.so). TINYFIX_SANITIZE=undefined: UBSan alone, at
+# the normal -O2 and with no preload (scripts/check-core-compile runs the golden tests so).
+# Any finding aborts the process: a red run, never a warning in a log.
+SANITIZERS = {
+    "address": ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                "-fno-omit-frame-pointer", "-g"],
+    "undefined": ["-fsanitize=undefined", "-fno-sanitize-recover=all", "-g"],
+}
+
+
+def sanitizer() -> str | None:
+    """Which sanitizer build this process uses ("address", "undefined" or None)."""
+    mode = os.environ.get("TINYFIX_SANITIZE", "")
+    if mode in ("", "0"):
+        return None
+    mode = "address" if mode == "1" else mode
+    if mode not in SANITIZERS:
+        raise TinyfixError(f"TINYFIX_SANITIZE={mode!r}: use 1, address or undefined")
+    return mode
 
 
 def module_dir() -> Path:
@@ -82,7 +104,7 @@ def _cdef_text(cdefs: list[Path]) -> str:
     return "\n".join(lines)
 
 
-def _build(variant: str, target: Path) -> None:
+def _build(variant: str, target: Path, sanitize: str | None) -> None:
     import cffi  # only needed when a build is due
 
     root = module_dir()
@@ -97,7 +119,9 @@ def _build(variant: str, target: Path) -> None:
         sources=[str(s) for s in sources],
         include_dirs=[str(root / "include"), str(root / "src")],
         define_macros=defines,
-        extra_compile_args=["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"],
+        extra_compile_args=["-std=c99", "-O1" if sanitize == "address" else "-O2", "-Wall",
+                            "-Wextra", "-Werror", *SANITIZERS.get(sanitize or "", [])],
+        extra_link_args=SANITIZERS.get(sanitize or "", []),
         libraries=["m"],
     )
     tmp = Path(tempfile.mkdtemp(prefix="build-", dir=target.parent))
@@ -123,16 +147,23 @@ def load(variant: str = "fixed") -> ModuleType:
     if variant not in VARIANTS:
         raise TinyfixError(f"unknown core variant {variant!r}; known: {', '.join(VARIANTS)}")
     root = module_dir()
+    sanitize = sanitizer()
+    if sanitize == "address" and "libasan" not in Path("/proc/self/maps").read_text():
+        raise TinyfixError(
+            "TINYFIX_SANITIZE is set but the AddressSanitizer runtime is not loaded: start "
+            "Python with LD_PRELOAD=$(cc -print-file-name=libasan.so)")
     digest = hashlib.sha256(repr(sorted(VARIANTS[variant].items())).encode())
     digest.update(sys.version.encode())
+    digest.update(repr(SANITIZERS.get(sanitize or "")).encode())
     for group in _inputs(root):
         for path in group:
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
-    target = _cache_root() / f"{variant}-{digest.hexdigest()[:16]}"
+    kind = f"{variant}-{sanitize}" if sanitize else variant
+    target = _cache_root() / f"{kind}-{digest.hexdigest()[:16]}"
     if not any(target.glob("*.so")):
         target.parent.mkdir(parents=True, exist_ok=True)
-        _build(variant, target)
+        _build(variant, target, sanitize)
     so = next(target.glob("*.so"))
     spec = importlib.util.spec_from_file_location(f"_tinyfix_{variant}", so)
     assert spec is not None and spec.loader is not None

@@ -37,10 +37,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="PATH", help="write every table's figures")
     p.add_argument("--markdown", type=Path, metavar="PATH",
                    help="write the tables as markdown, with the command and the date")
-    p.add_argument("--only", nargs="+", choices=[*SCENARIOS, "cost", "zoo", "stream_targets"],
+    p.add_argument("--only", nargs="+",
+                   choices=[*SCENARIOS, "cost", "zoo", "stream_targets", "noisy_line"],
                    metavar="PART",
                    help=f"run only these parts ({', '.join(SCENARIOS)}, cost, zoo, "
-                        "stream_targets; default: all, stream_targets only at full size)")
+                        "stream_targets, noisy_line; default: all, stream_targets only at "
+                        "full size)")
+    p.add_argument("--soak", action="store_true",
+                   help="instead: the soak, mixed traffic against the simulated device "
+                        "through a noisy line (see --soak-minutes)")
+    p.add_argument("--soak-minutes", type=float, default=10.0, metavar="MIN",
+                   help="how long the soak runs (default: %(default)s)")
     p.add_argument("--no-upper-bound", action="store_true",
                    help="skip fine-tuning the retraining upper bound (needs TensorFlow)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -63,6 +70,7 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
         anomaly,
         classification,
         cost,
+        noisy_line,
         reference,
         streaming,
         table,
@@ -71,7 +79,17 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
     from tinyfix.bench.context import FULL, QUICK, Bench
 
     started = time.monotonic()
-    parts = list(args.only or [*SCENARIOS, "cost", "zoo",
+    if args.soak:
+        from tinyfix.bench import soak
+
+        figures = soak.run(args.soak_minutes * 60, out=out)
+        out(soak.markdown(figures))
+        if args.json:
+            header = _header(args, argv, time.monotonic() - started)
+            table.write_json(args.json, {**header, "soak": figures}, [], None)
+            out(f"wrote {args.json}")
+        return 0
+    parts = list(args.only or [*SCENARIOS, "cost", "zoo", "noisy_line",
                                *(() if args.quick else ("stream_targets",))])
     bench = Bench(QUICK if args.quick else FULL)
     out(f"# TinyFix accuracy-repair benchmark ({bench.size.name} size)\n")
@@ -111,6 +129,12 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
         zoo_rows = zoo.run_zoo(args.quick)
         seconds["zoo"] = time.monotonic() - t0
         out(zoo.markdown(zoo_rows))
+    line_figures = None
+    if "noisy_line" in parts:
+        t0 = time.monotonic()
+        line_figures = noisy_line.run(args.quick)
+        seconds["noisy_line"] = time.monotonic() - t0
+        out(noisy_line.markdown(line_figures))
     stream_rows = None
     if "stream_targets" in parts:
         from tinyfix.bench import stream_targets
@@ -122,6 +146,8 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
     targets = [tg for t in tables for tg in t.targets]
     if cost_figures is not None:
         targets += [table.Target(**tg) for tg in cost_figures.get("targets", [])]
+    if line_figures is not None:
+        targets += [table.Target(**tg) for tg in line_figures["targets"]]
     summary = [f"### Targets: {sum(tg.met for tg in targets)} met, "
                f"{sum(not tg.met for tg in targets)} missed", "",
                *(f"- {tg.line()}" for tg in targets), ""]
@@ -138,6 +164,8 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
         header["zoo"] = [r.as_dict() for r in zoo_rows]
     if stream_rows is not None:
         header["stream_targets"] = stream_rows
+    if line_figures is not None:
+        header["noisy_line"] = line_figures
     if args.json:
         table.write_json(args.json, header, tables, cost_figures)
         out(f"wrote {args.json}")
@@ -147,6 +175,7 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
         body = "\n".join([*(t.markdown() for t in tables),
                           cost.markdown(cost_figures) if cost_figures else "",
                           zoo_part.markdown(zoo_rows) if zoo_rows is not None else "",
+                          noisy_line.markdown(line_figures) if line_figures else "",
                           "\n".join(summary)])
         table.write_markdown(args.markdown, header, body)
         out(f"wrote {args.markdown}")

@@ -3,7 +3,9 @@
 
     python -m tinyfix.twin [--model M.tflite] [--drift field] [--persist params.bin]
 
-It prints the pty path; point the host tool at it (`--port /dev/pts/N`).
+It prints the pty path; point the host tool at it (`--port /dev/pts/N`). With `--noise-*`
+it serves a fault-injecting line in front of it instead and prints that one's URL
+(`--port socket://127.0.0.1:N`): bits flipped, bytes dropped or doubled at the given rates.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from tinyfix.demo_data.gesture_data import CLASS_NAMES
 from tinyfix.errors import run_command
+from tinyfix.twin.noisy_line import LineFaults, NoisyLine
 from tinyfix.twin.sensor import PROFILES
 from tinyfix.twin.twin import Twin
 
@@ -47,6 +50,14 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--float", action="store_true",
                      help="run the core's float path (a Cortex-M4F build) instead of integer")
     dev.add_argument("--debug", action="store_true", help="show tracebacks")
+    noise = p.add_argument_group("a noisy line in front (tinyfix.twin.noisy_line)")
+    noise.add_argument("--noise-bit-flips", type=float, default=0.0, metavar="P",
+                       help="probability per byte that one bit flips, both directions")
+    noise.add_argument("--noise-drops", type=float, default=0.0, metavar="P",
+                       help="probability per byte that it is lost")
+    noise.add_argument("--noise-duplicates", type=float, default=0.0, metavar="P",
+                       help="probability per byte that it arrives twice")
+    noise.add_argument("--noise-seed", type=int, default=0, help="seed of the faults")
     return p
 
 
@@ -61,8 +72,14 @@ def serve(args: argparse.Namespace) -> int:
                 variant="float" if args.float else "fixed", realtime=args.realtime)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    faults = LineFaults(args.noise_bit_flips, args.noise_drops, args.noise_duplicates)
+    line = None
     try:
         path = twin.start()
+        if not faults.clean:
+            line = NoisyLine(path, faults, seed=args.noise_seed)
+            path = line.start()
+            print(f"noisy line in front: {faults.describe()}", file=sys.stderr, flush=True)
         print(path, flush=True)
         print(f"simulated device: {twin.graph.name} (model CRC 0x{twin.graph.crc:08X}), "
               f"{args.drift} sensor, parameters: {twin.boot_params}; Ctrl-C stops",
@@ -70,6 +87,8 @@ def serve(args: argparse.Namespace) -> int:
         while not stop.wait(0.5):
             pass
     finally:
+        if line is not None:
+            line.stop()
         twin.stop()
     return 0
 

@@ -117,6 +117,11 @@ class FrameDecoder:
         self.crc_errors = 0
         self.framing_errors = 0
 
+    @property
+    def partial(self) -> bool:
+        """Whether bytes of an unfinished frame are buffered."""
+        return bool(self._raw) or self._overflow
+
     def reset(self) -> None:
         """Drop a partial frame; counters are kept."""
         self._raw.clear()

@@ -6,9 +6,12 @@ and a settable `timeout`; `in_waiting`, `baudrate` and `close()` are used when p
 Ports are opened elsewhere (serial.serial_for_url for a device path or a URL such as
 `loop://` or `socket://`); the Link never opens one.
 
-Retry rule (docs/protocol.md section 3.1): a timeout or a retryable ERROR (CRC, framing,
-busy) re-sends the identical frame with the same seq, so the device can recognise the
-repeat and answer it from its kept response instead of executing it twice.
+Retry rule (docs/protocol.md section 3.1): the identical frame is re-sent with the same seq,
+so the device can recognise the repeat and answer it from its kept response instead of
+executing it twice. A garbled exchange (a response that fails its CRC or framing, a response
+whose end never came, or the device's link-level ERROR for a garbled request) is re-sent at
+once, from its own larger budget: on a noisy line it is common and costs one round trip. A
+timeout or ERR_BUSY is rare, costs a retry of the small budget and backs off.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from tinyfix.wire.errors import (
@@ -82,8 +85,21 @@ DEFAULT_TIMEOUTS: Mapping[MsgType, float] = {
     MsgType.READ: 1.0,
 }
 DEFAULT_RETRIES = 3
+# Immediate re-sends of one request for garbled exchanges. At one flipped bit per 1,000 bytes
+# a full 1 kB frame is garbled more often than not (63%); 33 in a row happens once in 10^7.
+GARBLE_RETRIES = 32
 BUSY_BACKOFF_S = 0.05
 POLL_S = 0.02
+# A device sends each frame in one burst: a partial frame that stays silent this long (plus
+# 20 character times at the port's baud rate) probably lost its end delimiter. Long enough
+# for a loaded host or a USB bridge to pause inside a frame, rare enough to cost little.
+IDLE_GAP_S = 0.1
+NOISY_BACKOFF_S = 0.1
+# Link-level ERRORs: the device could not read a request (its seq may be garbled too).
+LINK_ERRORS = frozenset({Status.ERR_CRC, Status.ERR_FRAMING, Status.ERR_TOO_LONG})
+# After the closing delimiter, one more: a corrupted last byte still ends the frame on the
+# device, which then answers ERR_CRC at once instead of waiting for the next frame.
+TRAILER = b"\x00"
 
 R = TypeVar("R", bound=Message)
 
@@ -105,9 +121,12 @@ class LinkStats:
     requests: int = 0
     retries: int = 0
     timeouts: int = 0
+    garbled: int = 0
     ignored_frames: int = 0
     crc_errors: int = 0
     framing_errors: int = 0
+    lost_ends: int = 0
+    lost_windows: int = 0
 
 
 class Link:
@@ -117,7 +136,8 @@ class Link:
         port: an open pyserial-like object.
         timeout: if given, the device allowance for every request type, seconds;
             otherwise DEFAULT_TIMEOUTS. The transfer time at the port's baud rate is added.
-        retries: re-sends after the first attempt.
+        retries: re-sends after a timeout or ERR_BUSY.
+        garble_retries: immediate re-sends after garbled exchanges, per request.
         seq: first sequence number (random if None, so a restarted host rarely reuses one).
         max_frame: largest frame the device accepts; updated by info().
         name: how the port is named in messages (defaults to its `port` attribute).
@@ -130,6 +150,7 @@ class Link:
         *,
         timeout: float | None = None,
         retries: int = DEFAULT_RETRIES,
+        garble_retries: int = GARBLE_RETRIES,
         seq: int | None = None,
         max_frame: int = MIN_FRAME,
         name: str | None = None,
@@ -141,6 +162,7 @@ class Link:
             DEFAULT_TIMEOUTS
         )
         self.retries = retries
+        self.garble_retries = garble_retries
         self.max_frame = max_frame
         self.name = name or str(getattr(port, "port", None) or getattr(port, "name", "port"))
         self.stats = LinkStats()
@@ -148,6 +170,11 @@ class Link:
         self._seq = random.randrange(0x10000) if seq is None else seq & 0xFFFF
         self._decoder = FrameDecoder(MAX_FRAME_LIMIT)
         self._pending: deque[Frame] = deque()
+        # When a bad frame or link-level ERROR arrived since the last send (else None).
+        self._garbled_at: float | None = None
+        self._link_error_seen: ErrorResponse | None = None
+        self._last_rx = 0.0
+        self._abandoned = False  # the partial frame was given up on after the idle gap
         self._clock = clock
         self._sleep = sleep
         # Reads poll in short steps so deadlines hold; None (block) or 0 (spin) would not.
@@ -264,13 +291,25 @@ class Link:
     def capture(
         self, count: int, dtype: int = DType.FLOAT32, *, timeout: float | None = None
     ) -> Iterator[CaptureResponse]:
-        """Yield `count` sensor windows as they arrive (fewer if some are lost)."""
-        seen: set[int] = set()
-        for rsp in self._exchange(CaptureRequest(count, dtype), timeout, None):
-            assert isinstance(rsp, CaptureResponse)
-            if rsp.index not in seen:  # a repeat may re-send the last window
+        """Yield `count` sensor windows as they arrive, indexed 0..count-1 in arrival order.
+        A window lost on the line (a garbled frame inside a stream cannot be re-sent, the
+        device keeps only the last) is made up for with a new CAPTURE for the rest."""
+        delivered = 0
+        for _ in range(self.retries + 1):
+            seen: set[int] = set()
+            request = CaptureRequest(count - delivered, dtype)
+            for rsp in self._exchange(request, timeout, None):
+                assert isinstance(rsp, CaptureResponse)
+                if rsp.index in seen:  # a repeat re-sends the last window
+                    continue
                 seen.add(rsp.index)
-                yield rsp
+                yield replace(rsp, index=delivered, count=count)
+                delivered += 1
+            if delivered >= count:
+                return
+            self.stats.lost_windows += request.count - len(seen)
+        raise WireError(f"CAPTURE from {self.name}: {count - delivered} of {count} windows "
+                        "were lost on the line, even after asking again")
 
     def get_params(self) -> bytes:
         """The active parameter blob (READ in chunks when the device can)."""
@@ -341,25 +380,44 @@ class Link:
                 f"device's frame limit of {self.max_frame} bytes"
                 + ("" if self.max_frame > MIN_FRAME else " (read INFO first)")
             )
-        wire = encode_frame(msg.TYPE, seq, msg.flags(), payload)
+        wire = encode_frame(msg.TYPE, seq, msg.flags(), payload) + TRAILER
         wait = self._timeout_for(msg, len(wire), timeout)
         budget = self.retries if retries is None else retries
         self.stats.requests += 1
 
         attempts = 0
+        garbles = 0
+        noisy = False
+        patience = 0.0  # inside a stream: wait for the idle gap before taking a bad frame
         last_error: ErrorResponse | None = None
         while attempts <= budget:
             if attempts:
                 self.stats.retries += 1
             attempts += 1
-            self._write(wire)
+            self._send(wire)
             deadline = self._clock() + wait
             while True:
-                frame = self._wait_frame(seq, deadline)
+                frame = self._wait_frame(seq, deadline, patience)
                 if frame is None:
                     self.stats.timeouts += 1
                     last_error = None
+                    noisy = False
                     break
+                if frame is GARBLED:
+                    # Re-send at once: the device answers a repeat from its kept response.
+                    garbles += 1
+                    if garbles > self.garble_retries:
+                        # A burst of noise: back off, then spend an attempt of the small
+                        # budget on a fresh run of immediate re-sends.
+                        noisy = True
+                        garbles = 0
+                        self._sleep(NOISY_BACKOFF_S * attempts)
+                        break
+                    self.stats.garbled += 1
+                    self._send(wire)
+                    deadline = self._clock() + wait
+                    continue
+                assert isinstance(frame, Frame)
                 if frame.type == MsgType.ERROR:
                     err = ErrorResponse.decode(frame.payload)
                     if err.status not in RETRYABLE:
@@ -380,17 +438,35 @@ class Link:
                 yield rsp
                 if not frame.flags & Flag.MORE:
                     return
-                # A stream that makes progress earns a fresh timeout and retry budget.
+                # A stream that makes progress earns a fresh timeout and retry budget. A bad
+                # frame inside it is a lost window (the device keeps only the last one, and
+                # a re-send would only queue a replay of that): it counts as garbled only
+                # when no further frame follows within the idle gap, i.e. it was the last.
                 attempts = 0
+                garbles = 0
+                patience = self._idle_gap()
                 deadline = self._clock() + wait
         if last_error is not None:
             raise self._device_error(msg, seq, last_error)
+        if noisy:
+            raise self._too_noisy(msg, seq, attempts)
         raise LinkTimeout(
             f"no answer to {msg.TYPE.name} (seq {seq}) from {self.name} after {attempts} "
             f"attempt{'s' if attempts != 1 else ''} of {wait:.2f} s; is the device running "
             "the TinyFix firmware and is the baud rate right?",
             msg_type=int(msg.TYPE), seq=seq, attempts=attempts,
         )
+
+    def _too_noisy(self, msg: Message, seq: int, attempts: int) -> WireError:
+        err = self._link_error_seen
+        if err is not None:
+            return self._device_error(msg, seq, err)
+        s = self.stats
+        return LinkIOError(
+            f"{attempts} runs of {self.garble_retries + 1} garbled answers in a row to "
+            f"{msg.TYPE.name} (seq {seq}) from {self.name}: the line is too noisy (cable, "
+            f"ground, baud rate?); so far {s.crc_errors} CRC errors, {s.framing_errors} "
+            f"framing errors, {s.lost_ends} frames without an end")
 
     def _device_error(self, msg: Message, seq: int, err: ErrorResponse) -> WireError:
         if err.status == Status.ERR_VERSION:
@@ -403,6 +479,11 @@ class Link:
             detail += f": {err.text}"
         return DeviceError(detail, status=err.status, msg_type=int(msg.TYPE), seq=seq)
 
+    def _send(self, data: bytes) -> None:
+        self._garbled_at = None  # what went wrong before this send is answered by it
+        self._link_error_seen = None
+        self._write(data)
+
     def _write(self, data: bytes) -> None:
         try:
             self.port.write(data)
@@ -413,20 +494,42 @@ class Link:
             raise LinkIOError(f"cannot write to {self.name}: {err}") from err
         self.stats.bytes_tx += len(data)
 
-    def _wait_frame(self, seq: int, deadline: float) -> Frame | None:
-        """The next response frame for `seq`, or None at the deadline."""
+    def _wait_frame(self, seq: int, deadline: float, patience: float = 0.0
+                    ) -> Frame | object | None:
+        """The next response frame for `seq`, GARBLED when the exchange is known to be
+        damaged (and the line quiet for `patience` since), or None at the deadline."""
         while True:
             while self._pending:
                 frame = self._pending.popleft()
-                if not frame.flags & Flag.RESPONSE or frame.seq != seq:
+                if not frame.flags & Flag.RESPONSE:
+                    self.stats.ignored_frames += 1
+                    continue
+                if frame.seq != seq:
+                    # A link-level ERROR under another seq: the device read a request whose
+                    # seq was garbled, and the only request in flight is this one.
+                    if frame.type == MsgType.ERROR and _link_error(frame):
+                        self._garbled_at = self._clock()
                     self.stats.ignored_frames += 1
                     continue
                 if frame.version != VERSION:
                     raise ProtocolVersionError(frame.version, VERSION)
+                if frame.type == MsgType.ERROR and _link_error(frame):
+                    self._link_error_seen = ErrorResponse.decode(frame.payload)
+                    self._garbled_at = None
+                    return GARBLED
+                self._garbled_at = None
                 return frame
+            if self._garbled_at is not None and self._clock() - self._last_rx >= patience:
+                self._garbled_at = None
+                return GARBLED
             if self._clock() >= deadline:
                 return None
             self._receive()
+
+    def _idle_gap(self) -> float:
+        baud = getattr(self.port, "baudrate", None)
+        chars = 200 / baud if isinstance(baud, int) and baud > 0 else 0.0
+        return IDLE_GAP_S + chars
 
     def _receive(self) -> None:
         try:
@@ -434,11 +537,35 @@ class Link:
             data = self.port.read(max(1, int(waiting or 0)))
         except OSError as err:
             raise LinkIOError(f"cannot read from {self.name}: {err}") from err
+        now = self._clock()
         if not data:
+            if (self._decoder.partial and not self._abandoned
+                    and now - self._last_rx > self._idle_gap()):
+                # Its end delimiter was probably lost: ask again. The partial frame stays:
+                # if its rest was only late it still completes; if not, the next frame's
+                # leading delimiter ends it, and that bad frame is not counted again.
+                self._abandoned = True
+                self.stats.lost_ends += 1
+                self._garbled_at = now
             return
+        self._last_rx = now
         self.stats.bytes_rx += len(data)
         for event in self._decoder.feed(data):
+            abandoned, self._abandoned = self._abandoned, False
             if isinstance(event, Frame):
                 self._pending.append(event)
+            elif not abandoned:
+                self._garbled_at = now
         self.stats.crc_errors = self._decoder.crc_errors
         self.stats.framing_errors = self._decoder.framing_errors
+
+
+# _wait_frame's answer for an exchange known to be damaged.
+GARBLED = object()
+
+
+def _link_error(frame: Frame) -> bool:
+    try:
+        return ErrorResponse.decode(frame.payload).status in LINK_ERRORS
+    except PayloadError:
+        return False

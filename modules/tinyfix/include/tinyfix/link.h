@@ -31,7 +31,7 @@
  *
  * @code
  * #define LINK_MAX_FRAME 1024
- * TINYFIX_LINK_BUFFERS_DEFINE(link_bufs, LINK_MAX_FRAME);
+ * TINYFIX_LINK_BUFFERS_DEFINE(link_bufs, LINK_MAX_FRAME, 0);
  * static struct tinyfix_link link;
  * static const struct tinyfix_link_ops link_ops = {
  *	.write = uart_write, .info = fill_info, .invoke = run_model,
@@ -215,17 +215,18 @@ struct tinyfix_link_buffers {
 };
 
 /**
- * Define static buffers for a link with largest frame @p max_frame, a staging area of
- * @p params_size bytes for parameter blobs (0: none), and their descriptor.
+ * Define static buffers for a link with largest frame @p frame_size, a staging area of
+ * @p staging_size bytes for parameter blobs (0: none), and their descriptor. (The
+ * parameters are not named after the fields: a macro would substitute those too.)
  */
-#define TINYFIX_LINK_BUFFERS_DEFINE(name, max_frame, params_size)                                  \
-	static uint8_t name##_rx[(max_frame)];                                                     \
-	static uint8_t name##_tx[TINYFIX_LINK_TX_SIZE(max_frame)];                                 \
-	static uint8_t name##_scratch[TINYFIX_LINK_SCRATCH_SIZE(max_frame)];                       \
-	static uint8_t name##_params[(params_size) > 0 ? (params_size) : 1];                       \
+#define TINYFIX_LINK_BUFFERS_DEFINE(name, frame_size, staging_size)                                \
+	static uint8_t name##_rx[(frame_size)];                                                    \
+	static uint8_t name##_tx[TINYFIX_LINK_TX_SIZE(frame_size)];                                \
+	static uint8_t name##_scratch[TINYFIX_LINK_SCRATCH_SIZE(frame_size)];                      \
+	static uint8_t name##_params[(staging_size) > 0 ? (staging_size) : 1];                     \
 	static const struct tinyfix_link_buffers name = {                                          \
-		.params = (params_size) > 0 ? name##_params : NULL,                                \
-		.params_size = (params_size),                                                      \
+		.params = (staging_size) > 0 ? name##_params : NULL,                               \
+		.params_size = (staging_size),                                                     \
 		.rx = name##_rx,                                                                   \
 		.rx_size = sizeof(name##_rx),                                                      \
 		.tx = name##_tx,                                                                   \
