@@ -24,6 +24,9 @@
 #include "input.h"
 #include "model_info.h"
 #include "model_runner.h"
+#if defined(CONFIG_APP_TEST_POWER_CUT)
+#include "power_cut.h"
+#endif
 #if defined(CONFIG_APP_INPUT_REPLAY)
 #include "replay_check.h"
 #endif
@@ -251,6 +254,9 @@ int main(void)
 		LOG_ERR("tinyfix not started: %s (%d); stopping", tinyfix_strerror(err), err);
 		return 0;
 	}
+#if defined(CONFIG_APP_TEST_POWER_CUT)
+	(void)power_cut_arm(); /* test build: counts (and cuts) the settings' flash steps */
+#endif
 	params_crc = active_params_crc();
 	printk("tinyfix: parameters 0x%08x (%s)\n", params_crc,
 	       params_crc == identity_params.crc ? "identity" : "corrected");
