@@ -92,16 +92,23 @@ def run(quick: bool, console: Console | None = None) -> dict[str, Any]:
 
     console = console or Console(stderr=True)
     n = 1200 if quick else 2400
+    rounds = 2 if quick else 3
     data = gesture_data.generate_classification("field", n)
     with tempfile.TemporaryDirectory() as tmp, Twin(sensor="field") as twin:
         inputs = _quantized(twin, data["x"])
-        runs = []
-        for i, (name, faults) in enumerate(SETTINGS):
-            console.print(f"noisy line: {name} ({n} samples)")
-            runs.append(capture_over(twin.port, faults, inputs, data["y"], name, i,
-                                     Path(tmp)))
+        tries: list[list[LineRun]] = [[] for _ in SETTINGS]
+        # Rounds interleave the settings, and each keeps its best time: a busy machine
+        # slows a run, never speeds one up.
+        for r in range(rounds):
+            for i, (name, faults) in enumerate(SETTINGS):
+                console.print(f"noisy line: {name} ({n} samples, round {r + 1} of {rounds})")
+                tries[i].append(capture_over(twin.port, faults, inputs, data["y"], name,
+                                             10 * r + i, Path(tmp)))
+    runs = [min(t, key=lambda run_: run_.seconds) for t in tries]
     clean = runs[0]
-    out: dict[str, Any] = {"samples": n, "rows": [r.as_dict(clean) for r in runs]}
+    out: dict[str, Any] = {"samples": n, "rounds": rounds,
+                           "rows": [r.as_dict(clean) for r in runs],
+                           "all_identical": all(t.identical(clean) for ts in tries for t in ts)}
     out["targets"] = [t.as_dict() for t in targets(runs)]
     return out
 
@@ -134,7 +141,11 @@ def targets(runs: list[LineRun]) -> list[Target]:
 def markdown(figures: dict[str, Any]) -> str:
     lines = [f"## Capture over a noisy line ({figures['samples']} INFER samples)", "",
              "The simulated device behind a fault-injecting TCP proxy (tinyfix.twin."
-             "noisy_line), faults applied to both directions.", "",
+             "noisy_line), faults applied to both directions; the host's capture as "
+             f"calibrate runs it. Best time of {figures.get('rounds', 1)} interleaved "
+             "rounds; results of every round "
+             f"{'identical to' if figures.get('all_identical', True) else 'DIFFER from'} "
+             "the clean run.", "",
              "| line | seconds | samples/s | vs clean | identical | re-sent at once | timeouts "
              "| faults injected |", "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
     for r in figures["rows"]:
