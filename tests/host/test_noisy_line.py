@@ -16,6 +16,7 @@ import serial
 from hypothesis import given
 from hypothesis import strategies as st
 from test_link_dispatch import N_IN, Device, MemoryPort
+from test_wire_chunks import ChunkDevice, digest_model
 from test_wire_link import INFO, FakeClock, FakePort, reply
 
 from tinyfix.twin.noisy_line import Corrupter, LineFaults, NoisyLine
@@ -103,6 +104,34 @@ def test_every_answer_survives_a_noisy_line_and_no_request_runs_twice(core):
     # Garbled exchanges are re-sent at once; at most a rare request whose every piece is
     # too short to carry a header waits out its timeout.
     assert link.stats.timeouts <= 1
+
+
+def test_on_a_line_that_garbles_large_frames_a_large_input_goes_in_smaller_chunks(core):
+    # A 3,000-byte input fits the device's 4 kB frame, but at 1e-3 flipped bits per byte
+    # such a frame arrives one time in twenty: after a few garbled exchanges the link sends
+    # it with WRITE in frames the line carries (ln(4/3) / 1e-3 is 288 bytes), and the answers
+    # stay exact.
+    device = ChunkDevice(core, 3000, max_frame=4096)
+    port = NoisyMemoryPort(device, LineFaults(bit_flips=1e-3), seed=3)
+    link = Link(port, seq=1, timeout=0.5)
+    link.info()
+    rng = np.random.default_rng(4)
+    inputs = [rng.integers(0, 256, 3000, dtype=np.uint8).tobytes() for _ in range(12)]
+    for x in inputs:
+        assert link.infer(x).raw == digest_model(x)[0]
+    assert link.stats.garbled >= 8
+    assert 256 <= link.line_frame <= 1000
+    writes = device.dispatcher.stats().frames_ok - len(inputs) - 1
+    assert writes > len(inputs), "the later inputs went in WRITE chunks"
+
+
+def test_a_clean_line_keeps_the_devices_frame_size(core):
+    device = ChunkDevice(core, 3000, max_frame=4096)
+    link = Link(MemoryPort(device), seq=1, timeout=0.5)
+    link.info()
+    link.infer(bytes(3000))
+    assert link.line_frame == 4096
+    assert device.dispatcher.stats().frames_ok == 2  # INFO and one inline INFER
 
 
 def test_a_garbled_answer_is_re_sent_at_once_with_identical_bytes():

@@ -16,6 +16,7 @@ timeout or ERR_BUSY is rare, costs a retry of the small budget and backs off.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import deque
@@ -97,6 +98,14 @@ IDLE_GAP_S = 0.1
 NOISY_BACKOFF_S = 0.1
 # Link-level ERRORs: the device could not read a request (its seq may be garbled too).
 LINK_ERRORS = frozenset({Status.ERR_CRC, Status.ERR_FRAMING, Status.ERR_TOO_LONG})
+# The frames a noisy line carries. At an error rate p per byte a frame of n bytes comes
+# through with probability (1 - p)^n: a 3 kB INFER at p = 1e-3 almost never arrives. Once a
+# few exchanges were garbled, objects that can go in chunks (WRITE/READ) go in frames that
+# arrive three times in four, n = ln(4/3) / p, never below the floor. (p is estimated as
+# garbled exchanges per byte, which reads low when large frames carry several errors each;
+# aiming at three in four rather than one in two leaves room for that.)
+MIN_LINE_FRAME = 256
+LINE_ESTIMATE_AFTER = 8
 # After the closing delimiter, one more: a corrupted last byte still ends the frame on the
 # device, which then answers ERR_CRC at once instead of waiting for the next frame.
 TRAILER = b"\x00"
@@ -218,6 +227,24 @@ class Link:
         """Whether a payload of this many bytes fits one frame of this device."""
         return payload_len + OVERHEAD <= self.max_frame
 
+    @property
+    def line_frame(self) -> int:
+        """The largest frame worth sending on this line: the device's max_frame, or less
+        when the line garbles large frames (estimated from the garbled exchanges per byte
+        so far)."""
+        s = self.stats
+        if s.garbled < LINE_ESTIMATE_AFTER:
+            return self.max_frame
+        per_byte = s.garbled / max(1, s.bytes_tx + s.bytes_rx)
+        carried = int(math.log(4 / 3) / per_byte)
+        return max(min(MIN_LINE_FRAME, self.max_frame), min(self.max_frame, carried))
+
+    def _inline(self, payload_len: int) -> bool:
+        """Whether to send this payload in one frame rather than in chunks: it fits the
+        device, and the line (when the device can take chunks at all)."""
+        return self.fits(payload_len) and not (
+            self.chunks and payload_len + OVERHEAD > self.line_frame)
+
     def infer(
         self, input: bytes, *, label: int = -1, features: bool = False, reset: bool = False,
         reset_model: bool = False
@@ -226,7 +253,7 @@ class Link:
         tensor first (WRITE), and outputs or features beyond one frame are read after.
         `reset` starts the core's run-time state afresh, `reset_model` the model's own."""
         req = InferRequest(bytes(input), label, features, reset, reset_model=reset_model)
-        if not self.fits(2 + len(input)):
+        if not self._inline(2 + len(input)):
             self._need_chunks(f"an input of {len(input)} bytes")
             self.write_object(Target.INPUT, bytes(input))
             req = InferRequest(b"", label, features, reset, staged=True,
@@ -252,7 +279,7 @@ class Link:
         total = len(data)
         if total == 0:
             raise WireError("cannot WRITE an empty object")
-        room = self.max_frame - OVERHEAD - WRITE_REQ_FIXED
+        room = self.line_frame - OVERHEAD - WRITE_REQ_FIXED
         offset, stalls = 0, 0
         while True:
             piece = data[offset:offset + room]
@@ -274,7 +301,7 @@ class Link:
     def read_object(self, target: int) -> bytes:
         """Read a whole object (the active parameter set, the last raw output or features)
         in READ chunks."""
-        room = self.max_frame - OVERHEAD - READ_RSP_FIXED
+        room = self.line_frame - OVERHEAD - READ_RSP_FIXED
         out = bytearray()
         total: int | None = None
         while total is None or len(out) < total:
@@ -322,7 +349,7 @@ class Link:
         checks it whole before it replaces the active set. ParamsRejected (with the
         device's code) if refused."""
         req = SetParamsRequest(bytes(blob), persist)
-        if not self.fits(len(blob)):
+        if not self._inline(len(blob)):
             self._need_chunks(f"a parameter set of {len(blob)} bytes")
             if self.device is not None and 0 < self.device.max_params < len(blob):
                 raise FrameTooLarge(
