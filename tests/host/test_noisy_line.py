@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_link_dispatch import N_IN, Device, MemoryPort
 from test_wire_chunks import ChunkDevice, digest_model
-from test_wire_link import INFO, FakeClock, FakePort, reply
+from test_wire_link import INFO, fake_link, reply
 
 from tinyfix.twin.noisy_line import Corrupter, LineFaults, NoisyLine
 from tinyfix.wire import (
@@ -141,9 +141,8 @@ def test_a_garbled_answer_is_re_sent_at_once_with_identical_bytes():
             wire[-3] ^= 0x10  # a CRC byte
         return bytes(wire)
 
-    clock = FakeClock()
-    port = FakePort(device, clock)
-    link = Link(port, clock=clock, sleep=clock.sleep, seq=7, timeout=5.0)
+    link, port = fake_link(device, seq=7, timeout=5.0)
+    clock = port.clock
     assert link.info() == INFO
     assert len(port.writes) == 2 and port.writes[0] == port.writes[1]
     assert link.stats.garbled == 1 and link.stats.timeouts == 0
@@ -155,9 +154,8 @@ def test_an_answer_that_lost_its_end_is_re_sent_after_the_idle_gap_not_the_timeo
         wire = reply(req, StatsResponse(uptime_ms=attempt))
         return wire[:-1] if attempt == 1 else wire  # the closing delimiter is lost
 
-    clock = FakeClock()
-    port = FakePort(device, clock)
-    link = Link(port, clock=clock, sleep=clock.sleep, seq=7, timeout=5.0)
+    link, port = fake_link(device, seq=7, timeout=5.0)
+    clock = port.clock
     # Silent past the idle gap with a partial frame buffered: re-sent. Only the delimiter
     # was lost, so the answer's leading delimiter completes the first, intact answer.
     assert link.device_stats().uptime_ms == 1
@@ -167,16 +165,10 @@ def test_an_answer_that_lost_its_end_is_re_sent_after_the_idle_gap_not_the_timeo
 
 
 def test_a_request_ends_with_a_spare_delimiter_so_a_corrupted_last_byte_still_ends_it():
-    link, port = fake_link_info()
+    link, port = fake_link(lambda req, n: reply(req, INFO))
     link.info()
     assert port.writes[0].endswith(b"\x00\x00")
     assert decode_frame(port.writes[0][:-1]).type == MsgType.INFO
-
-
-def fake_link_info() -> tuple[Link, FakePort]:
-    clock = FakeClock()
-    port = FakePort(lambda req, n: reply(req, INFO), clock)
-    return Link(port, clock=clock, sleep=clock.sleep, seq=7, timeout=1.0), port
 
 
 def test_a_line_too_noisy_for_any_answer_fails_with_a_clear_error():
@@ -185,10 +177,8 @@ def test_a_line_too_noisy_for_any_answer_fails_with_a_clear_error():
         wire[-3] ^= 0x01
         return bytes(wire)
 
-    clock = FakeClock()
-    port = FakePort(device, clock)
-    link = Link(port, clock=clock, sleep=clock.sleep, seq=7, timeout=5.0, garble_retries=5,
-                retries=1)
+    link, port = fake_link(device, seq=7, timeout=5.0, garble_retries=5, retries=1)
+    clock = port.clock
     with pytest.raises(LinkIOError,
                        match=r"2 runs of 6 garbled answers in a row to INFO.*too noisy"):
         link.info()
@@ -217,8 +207,7 @@ def test_a_window_lost_inside_a_capture_stream_is_made_up_for():
             out += bytes(wire)
         return out
 
-    clock = FakeClock()
-    link = Link(FakePort(device, clock), clock=clock, sleep=clock.sleep, seq=7, timeout=5.0)
+    link, _ = fake_link(device, seq=7, timeout=5.0)
     got = list(link.capture(4))
     assert [w.index for w in got] == [0, 1, 2, 3] and {w.count for w in got} == {4}
     assert [count for _, count in requests] == [4, 1]

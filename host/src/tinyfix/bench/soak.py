@@ -29,6 +29,7 @@ import numpy as np
 import serial
 
 from tinyfix.twin.noisy_line import LineFaults, NoisyLine
+from tinyfix.wire.protocol import DType
 
 FAULTS = LineFaults(bit_flips=1e-3, drops=1e-4, duplicates=1e-4)
 SEED = 14
@@ -146,8 +147,6 @@ def reference_outputs(link: Any, sets: list[bytes], pool: list[bytes]) -> dict[t
 
 
 def run(seconds: float, out: Callable[[str], None] = print) -> dict[str, Any]:
-    from tinyfix.wire.protocol import DType
-
     rng = random.Random(SEED)
     tally = SoakTally()
     with tempfile.TemporaryDirectory() as tmp:
@@ -176,8 +175,7 @@ def run(seconds: float, out: Callable[[str], None] = print) -> dict[str, Any]:
                     while time.monotonic() < reboot_at:
                         op = rng.choices([m for m, _ in MIX], [w for _, w in MIX])[0]
                         tally.ops[op] += 1
-                        active = _one(op, link, rng, pool, sets, expected, active, tally,
-                                      DType.FLOAT32)
+                        active = _one(op, link, rng, pool, sets, expected, active, tally)
                         now = time.monotonic()
                         if tally.ops.total() % 200 == 0:
                             tally.host_rss.append((now - started, rss_mb()))
@@ -203,8 +201,8 @@ def _crc(blob: bytes) -> int:
 
 
 def _one(op: str, link: Any, rng: random.Random, pool: list[bytes], sets: list[bytes],
-         expected: dict[tuple[int, int], tuple[bytes, int]], active: int, tally: SoakTally,
-         float32: int) -> int:
+         expected: dict[tuple[int, int], tuple[bytes, int]], active: int,
+         tally: SoakTally) -> int:
     if op in ("infer", "infer_reset"):
         i = rng.randrange(len(pool))
         # Every INFER starts from a fresh state, so its answer depends on input and set only.
@@ -213,7 +211,7 @@ def _one(op: str, link: Any, rng: random.Random, pool: list[bytes], sets: list[b
                     f"INFER of input {i} under set {active}")
     elif op == "capture":
         k = rng.choice((1, 1, 2, 4))
-        windows = list(link.capture(k, float32))
+        windows = list(link.capture(k, DType.FLOAT32))
         tally.windows_asked += k
         tally.windows_got += len(windows)
         n_in = link.device.input.n_elements
