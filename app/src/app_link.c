@@ -17,6 +17,9 @@
 #include <app_version.h>
 #include <tinyfix/link.h>
 #include <tinyfix/tinyfix_zephyr.h>
+#if defined(CONFIG_TINYFIX_MCUMGR)
+#include <tinyfix/tinyfix_mgmt.h>
+#endif
 #include <tinyfix/wire.h>
 
 #include "app_link.h"
@@ -214,6 +217,13 @@ int app_link_init(struct tinyfix_ctx *ctx, const struct tinyfix_model_info *info
 		LOG_ERR("link not started: dispatcher refused the model or buffers (%d)", err);
 		return err;
 	}
+#if defined(CONFIG_TINYFIX_MCUMGR)
+	/* The MCUmgr group runs on the same link: one staging area, one validation path. */
+	err = tinyfix_mgmt_init(&link, !IS_ENABLED(CONFIG_APP_INPUT_NONE));
+	if (err != 0) {
+		LOG_ERR("MCUmgr group not started (%d)", err);
+	}
+#endif
 	err = link_uart_init(notify);
 	if (err != 0) {
 		LOG_ERR("link UART %s not started (%d)", link_uart_name(), err);

@@ -17,6 +17,9 @@
 #include <app_version.h>
 #include <tinyfix/tinyfix.h>
 #include <tinyfix/tinyfix_zephyr.h>
+#if defined(CONFIG_TINYFIX_MCUMGR)
+#include <tinyfix/tinyfix_mgmt.h>
+#endif
 
 #include "app_link.h"
 #include "cycles.h"
@@ -212,6 +215,10 @@ static void classify(const struct input_window *w)
 		return;
 	}
 
+#if defined(CONFIG_TINYFIX_MCUMGR)
+	/* An MCUmgr CAPTURE records the windows the device classifies on its own. */
+	tinyfix_mgmt_capture_record(w->t_ms, (const uint8_t *)raw, feat);
+#endif
 #if defined(CONFIG_APP_INPUT_REPLAY)
 	replay_check_window(w->index, input, raw, feat, &res, cycles_invoke, cycles_fix);
 #endif

@@ -83,6 +83,35 @@ class AppendLog:
         self._file.close()
 
 
+def encode(header: dict[str, Any], payloads: list[bytes]) -> bytes:
+    """A whole log as bytes, laid out as AppendLog writes it (for stores that cannot
+    append, such as object storage: the file is written once)."""
+    blob = json.dumps(header, sort_keys=True).encode()
+    parts = [MAGIC, struct.pack("<I", len(blob)), blob]
+    for payload in payloads:
+        parts += [struct.pack("<I", len(payload)), payload,
+                  struct.pack("<I", zlib.crc32(payload))]
+    return b"".join(parts)
+
+
+def decode(data: bytes, source: str, min_payload: int = 0
+           ) -> tuple[dict[str, Any], list[bytes]]:
+    """(header, payloads) of a whole log read into memory; a torn last record is dropped
+    as on open, any other damage is a CaptureFileError naming `source`."""
+    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 4:
+        raise CaptureFileError(f"{source}: not a TinyFix capture file")
+    (hlen,) = struct.unpack_from("<I", data, len(MAGIC))
+    pos = len(MAGIC) + 4 + hlen
+    try:
+        header = json.loads(data[len(MAGIC) + 4:pos])
+    except ValueError as exc:
+        raise CaptureFileError(f"{source}: damaged header ({exc})") from exc
+    if not isinstance(header, dict):
+        raise CaptureFileError(f"{source}: damaged header (not a JSON object)")
+    payloads = [p for p, _ in _payloads(data, pos, Path(source), min_payload)]
+    return header, payloads
+
+
 def _payloads(data: bytes, pos: int, path: Path, min_payload: int
               ) -> Iterator[tuple[bytes, int]]:
     while pos < len(data):

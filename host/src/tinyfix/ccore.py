@@ -85,8 +85,28 @@ def module_dir() -> Path:
     )
 
 
+def zcbor_dir() -> Path:
+    """zcbor's C library, from the zcbor package on PyPI (the MCUmgr group's CBOR codec).
+
+    Its C sources are the ones Zephyr's west manifest pins (0.9.1); the package's Python half
+    is not imported (it needs an older cbor2 than smpclient's).
+    """
+    import importlib.util as util
+
+    spec = util.find_spec("zcbor")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        path = Path(location)
+        if (path / "src" / "zcbor_decode.c").is_file():
+            return path
+    raise TinyfixError("the zcbor package (PyPI) is not installed: pip install zcbor")
+
+
 def _inputs(root: Path) -> tuple[list[Path], list[Path], list[Path]]:
-    sources = sorted((root / "src").glob("*.c"))  # src/zephyr/ glue is not in the glob
+    # src/zephyr/ glue is not in the glob; src/smp/ is the MCUmgr group, with zcbor.
+    sources = sorted((root / "src").glob("*.c")) + sorted((root / "src" / "smp").glob("*.c"))
+    zcbor = zcbor_dir() / "src"
+    sources += [zcbor / name for name in ("zcbor_common.c", "zcbor_decode.c", "zcbor_encode.c")]
     headers = sorted((root / "include" / "tinyfix").glob("*.h"))
     cdefs = sorted(CDEF_DIR.glob("*.h"))
     return sources, headers, cdefs
@@ -113,14 +133,25 @@ def _build(variant: str, target: Path, sanitize: str | None) -> None:
     ffi.cdef(_cdef_text(cdefs))
     defines = [(k, str(v)) for k, v in VARIANTS[variant].items()]
     includes = "".join(f"#include <tinyfix/{h.name}>\n" for h in headers)
+    # zcbor is third-party code: compiled in the preamble, outside our warning flags.
+    zcbor_sources = [s for s in sources if s.name.startswith("zcbor_")]
+    sources = [s for s in sources if s not in zcbor_sources]
+    includes += (
+        '#pragma GCC diagnostic push\n'
+        '#pragma GCC diagnostic ignored "-Wunused-but-set-variable"\n'
+        + "".join(f'#include "{s}"\n' for s in zcbor_sources)
+        + '#pragma GCC diagnostic pop\n'
+    )
     ffi.set_source(
         f"_tinyfix_{variant}",
         includes,
         sources=[str(s) for s in sources],
-        include_dirs=[str(root / "include"), str(root / "src")],
+        include_dirs=[str(root / "include"), str(root / "src"), str(zcbor_dir() / "include")],
         define_macros=defines,
         extra_compile_args=["-std=c99", "-O1" if sanitize == "address" else "-O2", "-Wall",
-                            "-Wextra", "-Werror", *SANITIZERS.get(sanitize or "", [])],
+                            "-Wextra", "-Werror",
+                            # as Zephyr builds (zcbor's float16 code type-puns)
+                            "-fno-strict-aliasing", *SANITIZERS.get(sanitize or "", [])],
         extra_link_args=SANITIZERS.get(sanitize or "", []),
         libraries=["m"],
     )

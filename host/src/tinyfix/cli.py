@@ -32,6 +32,19 @@ def _port_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="baud rate of a serial port (default: %(default)s)")
 
 
+def _device_args(p: argparse.ArgumentParser) -> None:
+    """--port (the lab link) or --smp (MCUmgr), one of them."""
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port",
+                       help="serial device (/dev/ttyACM0, COM3), any pyserial URL (socket://, "
+                            "rfc2217://, loop://), or 'sim' for the built-in simulated device")
+    where.add_argument("--smp", metavar="URL",
+                       help="the device's TinyFix MCUmgr group instead of the lab link: "
+                            "serial:///dev/ttyACM0, udp://HOST[:PORT] or ble://NAME")
+    p.add_argument("--baud", type=int, default=DEFAULT_BAUD,
+                   help="baud rate of a serial port (default: %(default)s)")
+
+
 def _fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path,
                    help="the int8 .tflite on the device; the device must report its CRC "
@@ -151,6 +164,16 @@ def _capture_job(args: argparse.Namespace, out: Path) -> CaptureJob:
 def cmd_capture(args: argparse.Namespace, console: Console) -> int:
     from tinyfix.capture_job import run_capture
 
+    if args.smp is not None:
+        from tinyfix.smp import commands
+
+        if not args.capture_unlabeled:
+            raise TinyfixError("--smp records the windows the device classifies on its own, "
+                               "without labels: add --unlabeled (and --windows N)")
+        if not args.windows.isdigit():
+            raise TinyfixError("--smp --unlabeled takes --windows N (windows in all)")
+        commands.capture(args.smp, int(args.windows), args.out, console, args.features)
+        return 0
     run_capture(_capture_job(args, args.out), console)
     return 0
 
@@ -215,6 +238,14 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
     from tinyfix.calibrate import _device_info_table
     from tinyfix.device import open_device
 
+    if args.smp is not None:
+        import zlib
+
+        from tinyfix.smp import commands
+
+        crc = None if args.model is None else zlib.crc32(args.model.read_bytes())
+        commands.info(args.smp, console, crc)
+        return 0
     with open_device(args.port, baud=args.baud, model=args.model) as device:
         console.print(_device_info_table(device))
         stats = device.link.device_stats()
@@ -228,6 +259,13 @@ def cmd_push(args: argparse.Namespace, console: Console) -> int:
     from tinyfix.core import Core
     from tinyfix.device import open_device
 
+    if args.smp is not None:
+        from tinyfix.smp import commands
+
+        # The device checks the set's model CRC and its ranges itself, as SET_PARAMS does.
+        commands.push(args.smp, params_io.read_params_yaml(args.params, Core()).encode(),
+                      console)
+        return 0
     with open_device(args.port, baud=args.baud) as device:
         params = params_io.read_params_yaml(args.params, Core(), device.model)
         push_params(device, params, console)
@@ -240,6 +278,13 @@ def cmd_monitor(args: argparse.Namespace, console: Console) -> int:
     from tinyfix.device import open_device
     from tinyfix.monitor import watch
 
+    if args.smp is not None:
+        from tinyfix.smp import commands
+
+        if args.params is not None or args.drive is not None:
+            raise TinyfixError("--smp watches STATS only: --params and --drive need --port")
+        commands.monitor(args.smp, console, args.interval, args.count)
+        return 0
     with open_device(args.port, baud=args.baud, sim_sensor=args.drive or "field") as device:
         params = None
         if args.params is not None:
@@ -247,6 +292,130 @@ def cmd_monitor(args: argparse.Namespace, console: Console) -> int:
         watch(device, console, params=params, drive=args.drive, interval=args.interval,
               count=args.count)
     return 0
+
+
+def _cluster_args(p: argparse.ArgumentParser, what: str, workers_default: str) -> None:
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                   help=f"{what} on this Dask cluster (its workers need tinyfix installed) "
+                        "instead of a LocalCluster on this machine")
+    p.add_argument("--workers", type=int,
+                   help="worker processes of the LocalCluster (default: "
+                        f"{workers_default})")
+
+
+def cmd_fleet_fit(args: argparse.Namespace, console: Console) -> int:
+    from tinyfix.fleet.device_fit import FitSettings
+    from tinyfix.fleet.fit import FleetFitJob, fit_fleet
+
+    if args.scheduler is not None and args.workers is not None:
+        raise TinyfixError("--workers sizes a LocalCluster; with --scheduler the cluster "
+                           "has its own workers")
+    if not 0.0 < args.eval_fraction < 1.0:
+        raise TinyfixError(f"--eval-fraction must be in (0, 1), got {args.eval_fraction}")
+    settings = FitSettings(eval_fraction=args.eval_fraction, seed=args.seed,
+                           target_precision=args.target_precision)
+    outcome = fit_fleet(FleetFitJob(args.captures, args.out, args.scheduler, args.workers,
+                                    args.model, args.reference, settings), console)
+    return 0 if outcome.summary["fitted"] else 1
+
+
+def cmd_fleet_simulate(args: argparse.Namespace, console: Console) -> int:
+    from tinyfix.fleet.simulate import SimulationSpec, simulate_fleet
+
+    spec = SimulationSpec(devices=args.devices, out=args.out,
+                          labelled_fraction=args.labelled_fraction, samples=args.samples,
+                          seed=args.seed, max_drift=args.max_drift)
+    if args.samples < 10:
+        raise TinyfixError(f"--samples must be at least 10, got {args.samples}")
+    if args.scheduler is None and not args.workers:
+        simulate_fleet(spec, console)
+        return 0
+    from tinyfix.fleet.cluster import dask_client
+
+    with dask_client(args.scheduler, args.workers) as client:
+        simulate_fleet(spec, console, client)
+    return 0
+
+
+def cmd_fleet_push(args: argparse.Namespace, console: Console) -> int:
+    from tinyfix.fleet import urls
+    from tinyfix.fleet.push import PushJob, Targets, default_smp, push_fleet
+
+    targets = (Targets.from_map(args.smp_map) if args.smp_map is not None
+               else Targets(template=args.smp))
+    log = args.log
+    if log is None:
+        if not urls.is_local(args.fits):
+            raise TinyfixError("--fits is not a local folder: give --log (a local file the "
+                               "push appends to)")
+        log = Path(urls.local_path(args.fits)) / "push.jsonl"
+    push_fleet(PushJob(args.fits, targets, log, args.retry_refused, args.label_free),
+               default_smp(), console)
+    return 0
+
+
+def _fleet_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    fleet = sub.add_parser("fleet", help="many devices: simulate a fleet, fit every device "
+                                         "on Dask, push the sets over SMP (docs/fleet.md)")
+    cmds = fleet.add_subparsers(dest="fleet_command", required=True)
+
+    p = cmds.add_parser("fit", help="fit every device of a fleet folder on a Dask cluster, "
+                                    "write one parameter set per device and a fleet report")
+    p.add_argument("--captures", required=True, metavar="URL",
+                   help="the fleet folder (fleet.yaml, manifests, captures): a path or any "
+                        "fsspec URL (s3://, gs://, ... with their fsspec backends installed)")
+    p.add_argument("--out", required=True, metavar="URL",
+                   help="where devices/<id>/params.yaml and result.json, fleet.json, "
+                        "report.md and the plots go (path or fsspec URL)")
+    _cluster_args(p, "fit", "the CPU count")
+    p.add_argument("--model", metavar="URL",
+                   help="the int8 .tflite the devices run (default: fleet.yaml's)")
+    p.add_argument("--reference", metavar="URL",
+                   help="manifest of a labelled lab capture of the model, the drift "
+                        "reference (default: fleet.yaml's)")
+    p.add_argument("--eval-fraction", type=float, default=0.3,
+                   help="share of a labelled capture held out for the before/after figures "
+                        "(default: %(default)s)")
+    p.add_argument("--target-precision", type=float,
+                   help="per-class confidence thresholds reaching this precision (labelled "
+                        "devices; off by default)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data splits")
+    p.set_defaults(func=cmd_fleet_fit)
+
+    p = cmds.add_parser("simulate", help="write a fleet of simulated devices (the twin with "
+                                         "per-device sensor drift), with manifests")
+    p.add_argument("--devices", type=int, required=True, metavar="N")
+    p.add_argument("--out", required=True, metavar="URL", help="the fleet folder to write")
+    p.add_argument("--labelled-fraction", type=float, default=0.25,
+                   help="share of devices whose capture is labelled (default: %(default)s)")
+    p.add_argument("--samples", type=int, default=300, metavar="K",
+                   help="captured windows per device (default: %(default)s)")
+    p.add_argument("--max-drift", type=float, default=2.0,
+                   help="largest drift factor of a device's sensor, 1 being one field "
+                        "device's tolerances (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the whole fleet")
+    _cluster_args(p, "simulate", "none: in this process")
+    p.set_defaults(func=cmd_fleet_simulate)
+
+    p = cmds.add_parser("push", help="send each fitted device its set over SMP, resumable")
+    p.add_argument("--fits", required=True, metavar="URL",
+                   help="the --out of fleet fit (fleet.json, devices/<id>/params.yaml)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--smp-map", type=Path, metavar="FILE",
+                       help="YAML or JSON mapping each device id to its SMP URL")
+    where.add_argument("--smp", metavar="URL_TEMPLATE",
+                       help="SMP URL of every device with {device_id} filled in, e.g. "
+                            "udp://{device_id}.local:1337")
+    p.add_argument("--log", type=Path,
+                   help="the push log (JSON lines, appended; a rerun skips what it says "
+                        "is done) (default: <fits>/push.jsonl for a local --fits)")
+    p.add_argument("--retry-refused", action="store_true",
+                   help="send again the sets devices refused before")
+    p.add_argument("--label-free", action="store_true",
+                   help="also send the label-free sets of unlabeled devices (held back by "
+                        "default: nothing checked them, and under sensor drift the prior "
+                        "shift costs accuracy)")
+    p.set_defaults(func=cmd_fleet_push)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -291,7 +460,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("capture", help="record labelled windows (or a stream) from the "
                                        "device's own sensor, guided, into a data set")
-    _port_args(p)
+    _device_args(p)
     p.add_argument("--out", type=Path, required=True, metavar="DATA.npz",
                    help="the data set to write; the session file DATA.tfsession beside it "
                         "keeps every kept window, and the same command resumes it")
@@ -315,12 +484,12 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("info", help="show what a device reports")
-    _port_args(p)
+    _device_args(p)
     p.add_argument("--model", type=Path, help="also check the device runs this model")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("monitor", help="watch the device's drift monitor live")
-    _port_args(p)
+    _device_args(p)
     p.add_argument("--params", type=Path,
                    help="first apply this params.yaml (not persisted), e.g. a fit with the "
                         "monitor's references")
@@ -332,9 +501,11 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_monitor)
 
     p = sub.add_parser("push", help="send params.yaml to a device at run time (SET_PARAMS)")
-    _port_args(p)
+    _device_args(p)
     p.add_argument("--params", type=Path, required=True)
     p.set_defaults(func=cmd_push)
+
+    _fleet_parsers(sub)
     return top
 
 

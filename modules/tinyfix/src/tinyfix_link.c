@@ -182,25 +182,32 @@ static void reply_link_error(struct tinyfix_link *link, const struct tinyfix_wir
 
 /* ---- Requests ---------------------------------------------------------------------------- */
 
-static void do_info(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
+void tinyfix_link_info(const struct tinyfix_link *link, struct tinyfix_wire_info *info)
 {
-	struct tinyfix_wire_info info = link->info;
 	const struct tinyfix_model_info *m = &link->ctx->model;
 
-	info.caps = caps_of(link);
-	info.max_frame = (uint16_t)link->rx.cap;
-	info.params_crc = link->ctx->params.crc;
-	info.params_format = link->ctx->params.format_version;
-	info.n_classes = m->n_classes;
-	info.max_classes = TINYFIX_MAX_CLASSES;
-	info.max_window = TINYFIX_MAX_VOTE_FRAMES;
-	info.model_kind = m->kind;
-	info.n_outputs = (uint32_t)(m->n_outputs != 0U ? m->n_outputs : m->n_classes);
-	info.max_params = (uint32_t)link->max_params;
-	info.max_features = TINYFIX_MAX_FEATURES;
-	info.max_head_weights = TINYFIX_MAX_FEATURES > 0 ? (uint32_t)TINYFIX_MAX_HEAD_WEIGHTS : 0U;
-	info.max_channels = TINYFIX_MAX_CHANNELS;
-	info.max_anomaly_window = TINYFIX_MAX_ANOMALY_WINDOW;
+	*info = link->info;
+	info->caps = caps_of(link);
+	info->max_frame = (uint16_t)link->rx.cap;
+	info->params_crc = link->ctx->params.crc;
+	info->params_format = link->ctx->params.format_version;
+	info->n_classes = m->n_classes;
+	info->max_classes = TINYFIX_MAX_CLASSES;
+	info->max_window = TINYFIX_MAX_VOTE_FRAMES;
+	info->model_kind = m->kind;
+	info->n_outputs = (uint32_t)(m->n_outputs != 0U ? m->n_outputs : m->n_classes);
+	info->max_params = (uint32_t)link->max_params;
+	info->max_features = TINYFIX_MAX_FEATURES;
+	info->max_head_weights = TINYFIX_MAX_FEATURES > 0 ? (uint32_t)TINYFIX_MAX_HEAD_WEIGHTS : 0U;
+	info->max_channels = TINYFIX_MAX_CHANNELS;
+	info->max_anomaly_window = TINYFIX_MAX_ANOMALY_WINDOW;
+}
+
+static void do_info(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
+{
+	struct tinyfix_wire_info info;
+
+	tinyfix_link_info(link, &info);
 	reply(link, req, 0U, tinyfix_wire_info_encode(&info, link->scratch, link->scratch_size));
 }
 
@@ -461,42 +468,98 @@ static void do_get_params(struct tinyfix_link *link, const struct tinyfix_wire_f
 	reply(link, req, 0U, (int)written);
 }
 
-static void do_set_params(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
+int tinyfix_link_apply_params(struct tinyfix_link *link, const uint8_t *blob, size_t len,
+			      bool persist, struct tinyfix_wire_setp_rsp *rsp)
 {
-	struct tinyfix_wire_setp_rsp rsp = {0};
-	const uint8_t *blob = req->payload;
-	size_t len = req->payload_len;
-	int err;
+	int err = tinyfix_params_decode(blob, len, &link->staging);
 
-	if ((req->flags & TINYFIX_WIRE_FLAG_STAGED) != 0U) {
-		struct tinyfix_link_staging *st = &link->staged_params;
-
-		if (len != 0U || link->params_buf == NULL || st->total == 0U ||
-		    st->received != st->total) {
-			reply_error(link, req, TINYFIX_WIRE_ERR_VALUE,
-				    TEXT("no complete staged parameter set: WRITE it first"));
-			return;
-		}
-		blob = link->params_buf;
-		len = st->total;
-		/* A staged blob is judged once; a refused one is not kept to be retried. */
-		st->total = 0U;
-		st->received = 0U;
-	}
-	err = tinyfix_params_decode(blob, len, &link->staging);
 	if (err == TINYFIX_OK) {
 		/* Validation and the switch are one call: a refused set leaves the old one. */
 		err = tinyfix_set_params(link->ctx, &link->staging);
 	}
-	rsp.status = (int16_t)err;
-	rsp.params_crc = link->ctx->params.crc;
-	if (err == TINYFIX_OK && (req->flags & TINYFIX_WIRE_FLAG_NO_PERSIST) == 0U &&
-	    link->ops->persist != NULL) {
+	memset(rsp, 0, sizeof(*rsp));
+	rsp->status = (int16_t)err;
+	rsp->params_crc = link->ctx->params.crc;
+	if (err == TINYFIX_OK && persist && link->ops->persist != NULL) {
 		/* The blob is exactly the one the core accepted. */
-		err = link->ops->persist(link->user, blob, len);
-		rsp.persisted = (err == 0) ? 1U : 0U;
+		rsp->persisted = link->ops->persist(link->user, blob, len) == 0 ? 1U : 0U;
+	}
+	return err;
+}
+
+int tinyfix_link_apply_staged_params(struct tinyfix_link *link, bool persist,
+				     struct tinyfix_wire_setp_rsp *rsp)
+{
+	struct tinyfix_link_staging *st = &link->staged_params;
+	size_t len = st->total;
+
+	if (link->params_buf == NULL || st->total == 0U || st->received != st->total) {
+		return TINYFIX_WIRE_ERR_VALUE;
+	}
+	/* A staged blob is judged once; a refused one is not kept to be retried. */
+	st->total = 0U;
+	st->received = 0U;
+	return tinyfix_link_apply_params(link, link->params_buf, len, persist, rsp);
+}
+
+static void do_set_params(struct tinyfix_link *link, const struct tinyfix_wire_frame *req)
+{
+	struct tinyfix_wire_setp_rsp rsp;
+	bool persist = (req->flags & TINYFIX_WIRE_FLAG_NO_PERSIST) == 0U;
+
+	if ((req->flags & TINYFIX_WIRE_FLAG_STAGED) != 0U) {
+		if (req->payload_len != 0U ||
+		    tinyfix_link_apply_staged_params(link, persist, &rsp) ==
+			    TINYFIX_WIRE_ERR_VALUE) {
+			reply_error(link, req, TINYFIX_WIRE_ERR_VALUE,
+				    TEXT("no complete staged parameter set: WRITE it first"));
+			return;
+		}
+	} else {
+		(void)tinyfix_link_apply_params(link, req->payload, req->payload_len, persist, &rsp);
 	}
 	reply(link, req, 0U, tinyfix_wire_setp_rsp_encode(&rsp, link->scratch, link->scratch_size));
+}
+
+/*
+ * One chunk of an object being staged (docs/protocol.md 5.7): offset 0 (re)starts it, the
+ * chunk at the received count extends it, any other chunk (a repeat, or one after a gap)
+ * changes nothing, so the sender resumes at st->received. The caller checked total and len
+ * against the destination.
+ */
+static int stage_chunk(struct tinyfix_link_staging *st, uint8_t *dest, uint32_t offset,
+		       uint32_t total, const uint8_t *data, size_t len)
+{
+	if (offset == 0U) {
+		st->total = total;
+		st->received = 0U;
+	} else if (total != st->total) {
+		return TINYFIX_WIRE_ERR_VALUE;
+	}
+	if (offset == st->received && len > 0U) {
+		memcpy(&dest[offset], data, len);
+		st->received += (uint32_t)len;
+	}
+	return 0;
+}
+
+int tinyfix_link_stage_params(struct tinyfix_link *link, uint32_t offset, uint32_t total,
+			      const uint8_t *data, size_t len)
+{
+	struct tinyfix_link_staging *st = &link->staged_params;
+
+	if (link->params_buf == NULL) {
+		return TINYFIX_WIRE_ERR_UNSUPPORTED;
+	}
+	if (total == 0U || total > link->params_buf_size || (size_t)offset + len > total ||
+	    (data == NULL && len > 0U)) {
+		return TINYFIX_WIRE_ERR_VALUE;
+	}
+	if (offset != 0U && total != st->total) {
+		return TINYFIX_WIRE_ERR_VALUE;
+	}
+	(void)stage_chunk(st, link->params_buf, offset, total, data, len);
+	return (int)st->received;
 }
 
 /*
@@ -543,17 +606,10 @@ static void do_write(struct tinyfix_link *link, const struct tinyfix_wire_frame 
 				    : TEXT("parameter set larger than the device stages"));
 		return;
 	}
-	if (in.offset == 0U) {
-		st->total = in.total;
-		st->received = 0U;
-	} else if (in.total != st->total) {
+	if (stage_chunk(st, dest, in.offset, in.total, in.data, in.len) != 0) {
 		reply_error(link, req, TINYFIX_WIRE_ERR_VALUE,
 			    TEXT("another object in progress: start at offset 0"));
 		return;
-	}
-	if (in.offset == st->received && in.len > 0U) {
-		memcpy(&dest[in.offset], in.data, in.len);
-		st->received += (uint32_t)in.len;
 	}
 	rsp.target = in.target;
 	rsp.next = st->received;

@@ -38,11 +38,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", type=Path, metavar="PATH",
                    help="write the tables as markdown, with the command and the date")
     p.add_argument("--only", nargs="+",
-                   choices=[*SCENARIOS, "cost", "zoo", "stream_targets", "noisy_line"],
+                   choices=[*SCENARIOS, "cost", "zoo", "stream_targets", "noisy_line",
+                            "fleet"],
                    metavar="PART",
                    help=f"run only these parts ({', '.join(SCENARIOS)}, cost, zoo, "
-                        "stream_targets, noisy_line; default: all, stream_targets only at "
-                        "full size)")
+                        "stream_targets, noisy_line, fleet; default: all but fleet, "
+                        "stream_targets only at full size; fleet runs when named: 1,000 "
+                        "simulated devices, 40 with --quick)")
     p.add_argument("--soak", action="store_true",
                    help="instead: the soak, mixed traffic against the simulated device "
                         "through a noisy line (see --soak-minutes)")
@@ -135,6 +137,14 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
         line_figures = noisy_line.run(args.quick)
         seconds["noisy_line"] = time.monotonic() - t0
         out(noisy_line.markdown(line_figures))
+    fleet_figures = None
+    if "fleet" in parts:
+        from tinyfix.bench import fleet
+
+        t0 = time.monotonic()
+        fleet_figures = fleet.run(args.quick)
+        seconds["fleet"] = time.monotonic() - t0
+        out(fleet.markdown(fleet_figures))
     stream_rows = None
     if "stream_targets" in parts:
         from tinyfix.bench import stream_targets
@@ -148,6 +158,8 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
         targets += [table.Target(**tg) for tg in cost_figures.get("targets", [])]
     if line_figures is not None:
         targets += [table.Target(**tg) for tg in line_figures["targets"]]
+    if fleet_figures is not None:
+        targets += [table.Target(**tg) for tg in fleet_figures["targets"]]
     summary = [f"### Targets: {sum(tg.met for tg in targets)} met, "
                f"{sum(not tg.met for tg in targets)} missed", "",
                *(f"- {tg.line()}" for tg in targets), ""]
@@ -166,6 +178,8 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
         header["stream_targets"] = stream_rows
     if line_figures is not None:
         header["noisy_line"] = line_figures
+    if fleet_figures is not None:
+        header["fleet"] = fleet_figures
     if args.json:
         table.write_json(args.json, header, tables, cost_figures)
         out(f"wrote {args.json}")
@@ -176,10 +190,19 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: Callable[[str], None
                           cost.markdown(cost_figures) if cost_figures else "",
                           zoo_part.markdown(zoo_rows) if zoo_rows is not None else "",
                           noisy_line.markdown(line_figures) if line_figures else "",
+                          _fleet_markdown(fleet_figures),
                           "\n".join(summary)])
         table.write_markdown(args.markdown, header, body)
         out(f"wrote {args.markdown}")
     return 0
+
+
+def _fleet_markdown(figures: dict[str, Any] | None) -> str:
+    if figures is None:
+        return ""
+    from tinyfix.bench import fleet
+
+    return fleet.markdown(figures)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -785,6 +785,47 @@ def generate_classification(
     }
 
 
+def render_motions(
+    name: str, n: int, seed: int, max_rate_error: float = 0.05
+) -> tuple[FloatArray, FloatArray]:
+    """What the hand does in n windows of class `name`, before any sensor: the fine time
+    grid (n, L) in seconds and the true specific force on it (n, L, 3) in m/s^2, long
+    enough for a sensor whose clock is up to `max_rate_error` fast or slow.
+
+    sense_windows() reads them through one sensor. Rendering the motion is most of
+    generate_classification()'s cost, so many simulated devices can share one set of
+    motions and differ in their sensors (its own random draws: not the same windows as
+    generate_classification() for a seed).
+    """
+    rng = np.random.default_rng(seed)
+    margin = 2 * SAMPLE_PERIOD_S
+    span = WINDOW_S * (1.0 + max_rate_error) + 2 * margin
+    fine = np.arange(-margin, span, 1.0 / FINE_RATE_HZ)
+    t = np.broadcast_to(fine, (n, fine.size)).copy()
+    motion = _hold(rng, t, name)
+    if name != "idle":
+        dur = _u(rng, *GESTURE_DURATION_S, n)
+        start = rng.uniform(0.0, 1.0, (n, 1)) * (WINDOW_S - dur)
+        if name == "unknown":
+            dur = _u(rng, 1.0, 2.0, n)
+            start = _u(rng, -0.4, 0.5, n)
+        motion.add(_RENDERERS[name](t, _SAMPLERS[name](rng, n), start, dur))
+    return t, _specific_force(motion, 1.0 / FINE_RATE_HZ)
+
+
+def sense_windows(
+    profile: SensorProfile, fine_t: FloatArray, force: FloatArray, seed: int
+) -> NDArray[np.float32]:
+    """Windows (n, 64, 3) float32 in m/s^2 of the motions of render_motions() as one
+    sensor of `profile` reads them: its mounting, gain, offset, temperature, noise,
+    resolution, clock error and jitter, as generate_classification() applies them."""
+    rng = np.random.default_rng(seed)
+    n = force.shape[0]
+    sample_t = _sample_times(rng, profile, n, WINDOW_SAMPLES)
+    temp = rng.normal(profile.temp_c, profile.temp_spread_c, (n, 1))
+    return _sense(rng, profile, fine_t, force, sample_t, temp).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class StreamEvent:
     label: int

@@ -348,6 +348,47 @@ int tinyfix_link_feed(struct tinyfix_link *link, const uint8_t *data, size_t len
 void tinyfix_link_stats(const struct tinyfix_link *link, struct tinyfix_wire_stats *stats);
 
 /**
+ * @brief What an INFO request would answer now (static fields, capacities, active set).
+ *
+ * @param link Link.
+ * @param info Out; its strings point into the link's INFO fields.
+ */
+void tinyfix_link_info(const struct tinyfix_link *link, struct tinyfix_wire_info *info);
+
+/**
+ * @brief Stage one chunk of a parameter blob, with the rules of WRITE PARAMS (offset 0
+ * restarts, the chunk at the received count extends, any other changes nothing). For a
+ * second front end on the same link, such as the MCUmgr group: both share one staging area.
+ *
+ * @retval >=0 bytes received so far (the next chunk's offset)
+ * @retval TINYFIX_WIRE_ERR_UNSUPPORTED the link has no staging buffer
+ * @retval TINYFIX_WIRE_ERR_VALUE total 0 or above the staging buffer, a chunk past total,
+ *         or a total that differs from the object in progress (start at offset 0)
+ */
+int tinyfix_link_stage_params(struct tinyfix_link *link, uint32_t offset, uint32_t total,
+			      const uint8_t *data, size_t len);
+
+/**
+ * @brief Decode, validate and apply a parameter blob atomically, then persist it through
+ * ops->persist when @p persist (what SET_PARAMS does). A refused set leaves the active one.
+ *
+ * @param rsp Out: the core's status, the active set's CRC and whether it was stored.
+ * @return the core's status (TINYFIX_OK or a TINYFIX_ERR_* code), also in rsp->status
+ */
+int tinyfix_link_apply_params(struct tinyfix_link *link, const uint8_t *blob, size_t len,
+			      bool persist, struct tinyfix_wire_setp_rsp *rsp);
+
+/**
+ * @brief tinyfix_link_apply_params() on the completely staged blob; the staging is emptied
+ * whatever the verdict.
+ *
+ * @retval TINYFIX_WIRE_ERR_VALUE no complete staged blob (rsp untouched)
+ * @return otherwise as tinyfix_link_apply_params()
+ */
+int tinyfix_link_apply_staged_params(struct tinyfix_link *link, bool persist,
+				     struct tinyfix_wire_setp_rsp *rsp);
+
+/**
  * @brief Tell the link the platform wrote the model's input tensor itself (local inference):
  * an input staged by WRITE is gone, and INFER STAGED is refused until a new one is written.
  *
