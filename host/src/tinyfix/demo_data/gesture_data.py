@@ -729,15 +729,7 @@ def _render_class_batch(
     )
     fine = np.arange(-margin, span, 1.0 / FINE_RATE_HZ)
     t = np.broadcast_to(fine, (n, fine.size)).copy()
-    motion = _hold(rng, t, name)
-    if name != "idle":
-        dur = _u(rng, *GESTURE_DURATION_S, n)
-        start = rng.uniform(0.0, 1.0, (n, 1)) * (WINDOW_S - dur)
-        if name == "unknown":
-            # Other motions may run over the window's edges; they cover >= 0.6 s of it.
-            dur = _u(rng, 1.0, 2.0, n)
-            start = _u(rng, -0.4, 0.5, n)
-        motion.add(_RENDERERS[name](t, _SAMPLERS[name](rng, n), start, dur))
+    motion = _motion(rng, t, name, n)
     force = _specific_force(motion, 1.0 / FINE_RATE_HZ)
     sample_t = _sample_times(rng, profile, n, WINDOW_SAMPLES)
     temp = rng.normal(profile.temp_c, profile.temp_spread_c, (n, 1))
@@ -785,6 +777,20 @@ def generate_classification(
     }
 
 
+def _motion(rng: np.random.Generator, t: np.ndarray, name: str, n: int):
+    """The held pose plus the gesture `name`, rendered on the fine time grid `t`."""
+    motion = _hold(rng, t, name)
+    if name != "idle":
+        dur = _u(rng, *GESTURE_DURATION_S, n)
+        start = rng.uniform(0.0, 1.0, (n, 1)) * (WINDOW_S - dur)
+        if name == "unknown":
+            # Other motions may run over the window's edges; they cover >= 0.6 s of it.
+            dur = _u(rng, 1.0, 2.0, n)
+            start = _u(rng, -0.4, 0.5, n)
+        motion.add(_RENDERERS[name](t, _SAMPLERS[name](rng, n), start, dur))
+    return motion
+
+
 def render_motions(
     name: str, n: int, seed: int, max_rate_error: float = 0.05
 ) -> tuple[FloatArray, FloatArray]:
@@ -802,14 +808,7 @@ def render_motions(
     span = WINDOW_S * (1.0 + max_rate_error) + 2 * margin
     fine = np.arange(-margin, span, 1.0 / FINE_RATE_HZ)
     t = np.broadcast_to(fine, (n, fine.size)).copy()
-    motion = _hold(rng, t, name)
-    if name != "idle":
-        dur = _u(rng, *GESTURE_DURATION_S, n)
-        start = rng.uniform(0.0, 1.0, (n, 1)) * (WINDOW_S - dur)
-        if name == "unknown":
-            dur = _u(rng, 1.0, 2.0, n)
-            start = _u(rng, -0.4, 0.5, n)
-        motion.add(_RENDERERS[name](t, _SAMPLERS[name](rng, n), start, dur))
+    motion = _motion(rng, t, name, n)
     return t, _specific_force(motion, 1.0 / FINE_RATE_HZ)
 
 
