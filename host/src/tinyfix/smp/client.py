@@ -77,6 +77,8 @@ class SmpDevice:
             raise SmpTransportError(f"{self.address}: cannot connect ({err})") from err
 
     def close(self) -> None:
+        if self._loop.is_closed():
+            return
         with contextlib.suppress(Exception):  # closing a dead link is not an error
             self._run(self._client.disconnect())
         self._loop.close()

@@ -1,0 +1,192 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The TinyFix MCUmgr group over SMP/UDP on native_sim, driven by the host client.
+
+The firmware (app/smp_udp.conf) serves the group on UDP port 1337 through native_sim's
+offloaded sockets, beside the lab link on its pty. The host side is what users run:
+`tinyfix.smp` over smpclient, and the `tinyfix` CLI with `--smp`. Every answer is checked
+against what the lab link reports or what the host computed for the replay windows
+(app/src/replay_windows.c), so a group that answered with the wrong bytes would fail here.
+
+Run by twister only (scenario sample.tinyfix.app.smp_udp in app/sample.yaml).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from twister_harness import DeviceAdapter
+
+REPO = Path(__file__).resolve().parents[3]
+TINYFIX = REPO / ".venv" / "bin" / "tinyfix"
+sys.path.insert(0, str(REPO / "host" / "src"))
+sys.path.insert(0, str(Path(__file__).parent))
+# smpclient and numpy: the project's .venv (scripts/setup) when twister's Python lacks them.
+sys.path += [str(p) for p in (REPO / ".venv" / "lib").glob(
+    f"python{sys.version_info.major}.{sys.version_info.minor}/site-packages")]
+
+try:
+    import numpy as np
+    import smpclient  # noqa: F401
+except ImportError as err:
+    raise ImportError(f"numpy/smpclient not found: run scripts/setup in {REPO} first") from err
+from test_link_native_sim import (  # noqa: E402
+    BLOB_CLASS_SCALE,
+    BLOB_MODEL_CRC,
+    BLOB_N_CLASSES,
+    BOOT_PARAMS,
+    PTY_LINE,
+    load_windows,
+    model_crc,
+    open_link,
+    reseal,
+)
+
+from tinyfix.smp.client import SmpDevice, open_device  # noqa: E402
+from tinyfix.smp.errors import RC_CORE, SmpGroupError  # noqa: E402
+
+URL = "udp://127.0.0.1:1337"
+SMP_LINE = r"SMP over UDP on port 1337"
+# TINYFIX_ERR_CRC and TINYFIX_ERR_MODEL, as the group reports them (16 + |err|).
+RC_BAD_CRC = RC_CORE + 3
+RC_OTHER_MODEL = RC_CORE + 4
+
+
+def boot(dut: DeviceAdapter) -> tuple[str, int]:
+    """Wait until the pty, the boot parameters and the SMP socket are up: (pty, crc).
+
+    The receive thread's log line and main's parameter line come in either order.
+    """
+    lines = dut.readlines_until(regex=PTY_LINE, timeout=20)
+    pty = re.search(PTY_LINE, lines[-1]).group(1)
+    seen: list[str] = []
+    while not (any(re.search(BOOT_PARAMS, s) for s in seen)
+               and any(re.search(SMP_LINE, s) for s in seen)):
+        pattern = SMP_LINE if any(re.search(BOOT_PARAMS, s) for s in seen) else (
+            f"{BOOT_PARAMS}|{SMP_LINE}")
+        seen += dut.readlines_until(regex=pattern, timeout=20)
+    crc = next(int(m.group(1), 16) for s in seen if (m := re.search(BOOT_PARAMS, s)))
+    return pty, crc
+
+
+@pytest.fixture
+def device(dut: DeviceAdapter) -> Iterator[tuple[SmpDevice, str, int]]:
+    pty, crc = boot(dut)
+    with open_device(URL) as dev:
+        yield dev, pty, crc
+
+
+def test_info_over_smp_is_what_the_lab_link_reports(device):
+    dev, pty, boot_crc = device
+    info = dev.info()
+    link = open_link(pty)
+    try:
+        lab = link.info()
+    finally:
+        link.close()
+    assert info["model_crc"] == model_crc() == lab.model_crc
+    assert info["params_crc"] == boot_crc == lab.params_crc
+    assert (info["classes"], info["outputs"], info["features"]) == (6, 6, 24)
+    assert info["in"]["dims"] == [1, 64, 3] and info["out"]["dims"] == [1, 6]
+    assert info["capture_max"] > 0  # replay input classifies on its own: CAPTURE works
+    assert info["board"].startswith("native_sim")
+
+
+def test_a_set_pushed_over_smp_is_applied_persisted_and_refusals_keep_it(dut, device):
+    dev, pty, boot_crc = device
+    original, crc = dev.get_params()
+    assert crc == boot_crc
+    link = open_link(pty)
+    try:
+        assert link.get_params() == original  # one parameter store, two ways in
+    finally:
+        link.close()
+
+    blob = bytearray(original)
+    n_classes = struct.unpack_from("<H", blob, BLOB_N_CLASSES)[0]
+    struct.pack_into("<i", blob, BLOB_CLASS_SCALE + 4 * n_classes, 2 * 65536)  # bias[0] +2
+    changed = reseal(blob)
+    new_crc = struct.unpack("<I", changed[-4:])[0]
+    assert dev.push_params(changed) == {"crc": new_crc, "persisted": True}
+    assert dev.info()["params_crc"] == new_crc
+    assert dev.get_params() == (changed, new_crc)
+
+    other_model = bytearray(changed)
+    struct.pack_into("<I", other_model, BLOB_MODEL_CRC, model_crc() ^ 1)
+    with pytest.raises(SmpGroupError) as refused:
+        dev.push_params(reseal(other_model))
+    assert refused.value.rc == RC_OTHER_MODEL
+    corrupted = bytearray(changed)
+    corrupted[-1] ^= 0xFF
+    with pytest.raises(SmpGroupError) as refused:
+        dev.push_params(bytes(corrupted))
+    assert refused.value.rc == RC_BAD_CRC
+    assert dev.info()["params_crc"] == new_crc
+    dev.close()
+
+    # Persisted with settings: the next boot runs the pushed set.
+    dut.close()
+    dut.launch()
+    _, crc = boot(dut)
+    assert crc == new_crc
+    with open_device(URL) as again:
+        assert again.info()["params_crc"] == new_crc
+        again.push_params(original)  # leave the flash as the other tests expect it
+
+
+def test_stats_count_the_devices_own_inferences(device):
+    dev, _, boot_crc = device
+    first = dev.stats()
+    assert first["params_crc"] == boot_crc
+    windows = dev.capture(2, features=False)  # waits for two more windows to be classified
+    later = dev.stats()
+    assert later["inferences"] >= first["inferences"] + len(windows)
+    assert later["uptime_ms"] > first["uptime_ms"]
+    assert dev.reset_adaptation() == boot_crc
+
+
+def test_a_capture_records_the_replay_windows_raw_outputs_and_features(device):
+    dev, _, _ = device
+    windows = load_windows()
+    records = dev.capture(8)
+    assert len(records) == 8
+    found = []
+    for rec in records:
+        raw = list(struct.unpack("<6b", rec.raw))
+        feats = list(struct.unpack("<24b", rec.features))
+        match = [i for i, w in enumerate(windows) if w["raw"] == raw and w["features"] == feats]
+        assert match, f"record at {rec.t_ms} ms is none of the replay windows"
+        found.append(match[0])
+    # The device classifies the replay windows in order, one per hop, and a capture records
+    # consecutive windows: none skipped, none twice.
+    assert all((b - a) % len(windows) == 1 for a, b in pairwise(found)), found
+    times = [r.t_ms for r in records]
+    assert times == sorted(times) and len(set(times)) == len(times)
+
+
+def test_the_cli_reads_info_and_captures_over_smp(device, tmp_path):
+    dev, _, _ = device
+    dev.close()  # the CLI brings its own connection
+    assert TINYFIX.exists(), f"{TINYFIX} is missing: run scripts/setup first"
+    shown = subprocess.run([str(TINYFIX), "info", "--smp", URL], capture_output=True,
+                           text=True, timeout=60, check=False)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert f"0x{model_crc():08x}" in shown.stdout
+
+    out = tmp_path / "field.npz"
+    done = subprocess.run([str(TINYFIX), "capture", "--smp", URL, "--unlabeled",
+                           "--windows", "5", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = np.load(out)
+    assert int(data["model_crc"]) == model_crc()
+    raws = {tuple(w["raw"]) for w in load_windows()}
+    assert data["scores"].shape == (5, 6)
+    assert all(tuple(row) in raws for row in data["scores"].tolist())
+    assert data["features"].shape == (5, 24)
