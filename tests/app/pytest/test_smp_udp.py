@@ -42,6 +42,7 @@ from test_link_native_sim import (  # noqa: E402
     BLOB_N_CLASSES,
     BOOT_PARAMS,
     PTY_LINE,
+    int8_bytes,
     load_windows,
     model_crc,
     open_link,
@@ -140,14 +141,23 @@ def test_a_set_pushed_over_smp_is_applied_persisted_and_refusals_keep_it(dut, de
         again.push_params(original)  # leave the flash as the other tests expect it
 
 
-def test_stats_count_the_devices_own_inferences(device):
-    dev, _, boot_crc = device
+def test_stats_report_the_devices_counters(device):
+    dev, pty, boot_crc = device
     first = dev.stats()
     assert first["params_crc"] == boot_crc
-    windows = dev.capture(2, features=False)  # waits for two more windows to be classified
+    link = open_link(pty)
+    try:
+        link.info()
+        window = load_windows()[0]
+        link.infer(int8_bytes(window["input"]), features=True, reset=True)
+    finally:
+        link.close()
+    windows = dev.capture(2, features=False)  # waits for two windows classified on the device
     later = dev.stats()
-    assert later["inferences"] >= first["inferences"] + len(windows)
-    assert later["uptime_ms"] > first["uptime_ms"]
+    assert later["inferences"] == first["inferences"] + 1  # the lab link's INFER
+    assert later["frames_ok"] >= first["frames_ok"] + 2  # INFO and INFER
+    assert later["captured"] == len(windows) == 2
+    assert later["uptime_ms"] >= first["uptime_ms"] + 500  # two replay hops of 500 ms
     assert dev.reset_adaptation() == boot_crc
 
 

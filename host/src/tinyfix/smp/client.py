@@ -20,6 +20,7 @@ from typing import Any
 
 from smp import error as smperror
 from smpclient import SMPClient
+from smpclient.exceptions import SMPUploadError
 from smpclient.generics import error, success
 from smpclient.transport.udp import SMPUDPTransport
 
@@ -187,6 +188,56 @@ class SmpDevice:
             records.append(CaptureRecord(int.from_bytes(rec[:4], "little"),
                                          rec[4:4 + n_raw], rec[4 + n_raw:]))
         return records
+
+
+    # MCUmgr's image and OS groups, for delivering a rebuilt image (tinyfix.smp.image).
+
+    def image_states(self) -> list[Any]:
+        """The device's image slots as MCUboot reports them (slot, hash, active, ...)."""
+        from smpclient.requests.image_management import ImageStatesRead
+
+        return list(self.request(ImageStatesRead).images)
+
+    def upload_image(self, image: bytes,
+                     progress: Callable[[int, int], None] | None = None) -> None:
+        """Upload a signed image to the secondary slot, resuming after a lost answer.
+
+        A restarted upload with the same SHA-256 continues where the device stopped
+        (MCUmgr's image upload keeps its session), so no chunk is written twice.
+        """
+        async def upload() -> None:
+            async for off in self._client.upload(image):
+                if progress is not None:
+                    progress(off, len(image))
+
+        for attempt in range(self._retries + 1):
+            try:
+                self._run(upload())
+                return
+            except (TimeoutError, asyncio.TimeoutError, OSError) as err:
+                if attempt == self._retries:
+                    raise SmpTransportError(f"{self.address}: image upload stopped "
+                                            f"({err!r})") from err
+            except SMPUploadError as err:
+                raise SmpTransportError(f"{self.address}: image upload refused: {err}") from err
+
+    def test_image(self, image_hash: bytes) -> None:
+        """Have MCUboot boot the uploaded image once, on the next reset (not confirmed)."""
+        from smpclient.requests.image_management import ImageStatesWrite
+
+        self.request(lambda: ImageStatesWrite(hash=image_hash, confirm=False))
+
+    def confirm_running_image(self) -> None:
+        """Keep the image that runs now: MCUboot no longer reverts it."""
+        from smpclient.requests.image_management import ImageStatesWrite
+
+        self.request(lambda: ImageStatesWrite(confirm=True))
+
+    def reset(self) -> None:
+        """Restart the device (it answers first, then resets)."""
+        from smpclient.requests.os_management import ResetWrite
+
+        self.request(ResetWrite)
 
 
 def _refusal(rsp: Any) -> SmpGroupError:
