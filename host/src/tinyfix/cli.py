@@ -181,6 +181,8 @@ def cmd_capture(args: argparse.Namespace, console: Console) -> int:
 def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
     from tinyfix.calibrate import run
 
+    if args.smp is not None:
+        return _calibrate_over_smp(args, console)
     if args.capture:
         from tinyfix.capture_job import run_capture
 
@@ -196,6 +198,23 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
         raise TinyfixError("--flash needs --board")
     run(_job(args, args.port, baud=args.baud, board=args.board, app=args.app,
              flash=args.flash, push=args.push), console)
+    return 0
+
+
+def _calibrate_over_smp(args: argparse.Namespace, console: Console) -> int:
+    from tinyfix.smp.calibrate import SmpCalibrateJob, run
+
+    if args.capture or args.stream:
+        raise TinyfixError("--smp records the windows the device classifies on its own, "
+                           "without labels: leave out --capture/--stream (--data, if given, "
+                           "is the labelled lab reference of the label-free fit)")
+    if not args.windows.isdigit():
+        raise TinyfixError("--smp takes --windows N (windows to capture in all)")
+    if args.flash and args.board is None:
+        raise TinyfixError("--flash needs --board")
+    run(SmpCalibrateJob(args.smp, int(args.windows), args.out, args.model, args.data,
+                        args.eval, reference_model=args.reference_model, push=args.push,
+                        flash=args.flash, board=args.board, app=args.app), console)
     return 0
 
 
@@ -425,7 +444,7 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("calibrate", help="capture from a device, fit, write overlay and report")
-    _port_args(p)
+    _device_args(p)
     _fit_args(p)
     p.add_argument("--capture", action="store_true",
                    help="first record the data from the device's own sensor in a guided "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from hashlib import sha256
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +38,28 @@ class Delivery:
     outcome: str  # "confirmed" or "already running"
 
 
-def image_hash(image_file: Path) -> bytes:
+def image_hash(image: bytes) -> bytes:
     """The hash MCUmgr names an image by: its SHA256 TLV (what imgtool wrote)."""
-    from smpclient.mcuboot import IMAGE_TLV, ImageInfo
+    from smpclient.mcuboot import (
+        IMAGE_TLV,
+        IMAGE_TLV_INFO_MAGIC,
+        ImageHeader,
+        ImageTLVInfo,
+    )
 
     try:
-        return bytes(ImageInfo.load_file(str(image_file)).get_tlv(IMAGE_TLV.SHA256).value)
+        header = ImageHeader.loads(image[:32])
+        stream = BytesIO(image)
+        # Protected TLVs (if any) come first; the SHA256 is among the regular ones.
+        stream.seek(header.hdr_size + header.img_size + header.protect_tlv_size)
+        tlvs = ImageTLVInfo.load_from(stream, IMAGE_TLV_INFO_MAGIC).load_tlvs_from(stream)
+        found = [t.value for t in tlvs if t.header.type == IMAGE_TLV.SHA256]
     except Exception as err:
-        raise TinyfixError(f"{image_file} is not an MCUboot image with a SHA256 TLV (sign it: "
-                           f"west build --sysbuild, or imgtool sign): {err}") from err
+        raise TinyfixError(f"not an MCUboot image ({err}): sign it (west build --sysbuild "
+                           "with MCUboot, or imgtool sign)") from err
+    if not found:
+        raise TinyfixError("not an MCUboot image with a SHA256 TLV: sign it with imgtool")
+    return bytes(found[0])
 
 
 def _active_hash(states: list[Any]) -> bytes | None:
@@ -77,8 +91,8 @@ def _reconnect(url: str, timeout_s: float, console: Console) -> SmpDevice | None
 def deliver(url: str, image_file: Path, params_crc: int, console: Console,
             boot_timeout_s: float = 60.0) -> Delivery:
     """Upload, test-boot, then confirm or roll back `image_file` on the device at `url`."""
-    wanted = image_hash(image_file)
     image = image_file.read_bytes()
+    wanted = image_hash(image)
     label = wanted.hex()[:16]
     dev = SmpDevice(url)
     try:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import cbor2
@@ -62,6 +64,14 @@ class SmpServer:
                          threading.Thread(target=self._local_inference, daemon=True,
                                           name=f"tinyfix-twin-local-{self.port}")]
         self.error: BaseException | None = None
+        # Other MCUmgr groups a test adds (a simulated MCUboot's image group): group id ->
+        # handler(command, write, payload) returning the CBOR body, or None for "not mine".
+        self.extra_groups: dict[int, Callable[[int, bool, bytes], bytes | None]] = {}
+        self._offline_until = 0.0
+
+    def go_offline(self, seconds: float) -> None:
+        """Answer nothing for a while, as a device does while it resets and boots."""
+        self._offline_until = time.monotonic() + seconds
 
     @property
     def url(self) -> str:
@@ -88,7 +98,11 @@ class SmpServer:
         if hdr.op not in (smpheader.OP.READ, smpheader.OP.WRITE) or len(payload) != hdr.length:
             return None
         write = hdr.op == smpheader.OP.WRITE
-        if int(hdr.group_id) == GROUP_ID:
+        extra = self.extra_groups.get(int(hdr.group_id))
+        body = extra(int(hdr.command_id), write, payload) if extra is not None else None
+        if body is not None:
+            pass
+        elif int(hdr.group_id) == GROUP_ID:
             body = self._group(int(hdr.command_id), write, payload)
         elif int(hdr.group_id) == OS_GROUP and int(hdr.command_id) == OS_MCUMGR_PARAMS:
             body = cbor2.dumps({"buf_size": BUF_SIZE, "buf_count": BUF_COUNT})
@@ -122,6 +136,8 @@ class SmpServer:
                 if not self._stop.is_set():
                     self.error = err
                 return
+            if time.monotonic() < self._offline_until:
+                continue
             try:
                 response = self.handle(request)
             except Exception as err:

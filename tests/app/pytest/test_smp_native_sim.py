@@ -1,13 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The TinyFix MCUmgr group over SMP/UDP on native_sim, driven by the host client.
+"""The TinyFix MCUmgr group over SMP on native_sim, driven by the host client.
 
-The firmware (app/smp_udp.conf) serves the group on UDP port 1337 through native_sim's
-offloaded sockets, beside the lab link on its pty. The host side is what users run:
+The firmware serves the group beside the lab link (its pty), over UDP port 1337 through
+native_sim's offloaded sockets (app/smp_udp.conf) or over a third pty UART with MCUmgr's
+UART transport (app/smp_serial.conf); the boot log says which. The host side is what users run:
 `tinyfix.smp` over smpclient, and the `tinyfix` CLI with `--smp`. Every answer is checked
 against what the lab link reports or what the host computed for the replay windows
 (app/src/replay_windows.c), so a group that answered with the wrong bytes would fail here.
 
-Run by twister only (scenario sample.tinyfix.app.smp_udp in app/sample.yaml).
+Run by twister only (scenarios sample.tinyfix.app.smp_udp and .smp_serial in
+app/sample.yaml).
 """
 
 from __future__ import annotations
@@ -52,39 +54,43 @@ from test_link_native_sim import (  # noqa: E402
 from tinyfix.smp.client import SmpDevice, open_device  # noqa: E402
 from tinyfix.smp.errors import RC_CORE, SmpGroupError  # noqa: E402
 
-URL = "udp://127.0.0.1:1337"
-SMP_LINE = r"SMP over UDP on port 1337"
+# What says the group is reachable: the UDP transport's socket is bound, or the pty of
+# the MCUmgr UART (app/smp_serial_native_sim.overlay) is open.
+SMP_READY = (r"SMP over UDP on port (\d+)"
+             r"|uart_2 connected to pseudotty: (/dev/pts/\d+)")
 # TINYFIX_ERR_CRC and TINYFIX_ERR_MODEL, as the group reports them (16 + |err|).
 RC_BAD_CRC = RC_CORE + 3
 RC_OTHER_MODEL = RC_CORE + 4
 
 
-def boot(dut: DeviceAdapter) -> tuple[str, int]:
-    """Wait until the pty, the boot parameters and the SMP socket are up: (pty, crc).
+def boot(dut: DeviceAdapter) -> tuple[str, int, str]:
+    """Wait for the link's pty, the boot parameters and the SMP transport: (pty, crc, url).
 
-    The receive thread's log line and main's parameter line come in either order.
+    native_sim prints the pty lines first, but the transport's and main's lines come in
+    either order.
     """
-    lines = dut.readlines_until(regex=PTY_LINE, timeout=20)
-    pty = re.search(PTY_LINE, lines[-1]).group(1)
-    seen: list[str] = []
-    while not (any(re.search(BOOT_PARAMS, s) for s in seen)
-               and any(re.search(SMP_LINE, s) for s in seen)):
-        pattern = SMP_LINE if any(re.search(BOOT_PARAMS, s) for s in seen) else (
-            f"{BOOT_PARAMS}|{SMP_LINE}")
-        seen += dut.readlines_until(regex=pattern, timeout=20)
-    crc = next(int(m.group(1), 16) for s in seen if (m := re.search(BOOT_PARAMS, s)))
-    return pty, crc
+    wanted = {"pty": PTY_LINE, "params": BOOT_PARAMS, "smp": SMP_READY}
+    found: dict[str, re.Match[str]] = {}
+    while len(found) < len(wanted):
+        missing = "|".join(f"(?:{p})" for k, p in wanted.items() if k not in found)
+        for line in dut.readlines_until(regex=missing, timeout=20):
+            for key, pattern in wanted.items():
+                if key not in found and (m := re.search(pattern, line)):
+                    found[key] = m
+    smp = found["smp"]
+    url = f"udp://127.0.0.1:{smp.group(1)}" if smp.group(1) else f"serial://{smp.group(2)}"
+    return found["pty"].group(1), int(found["params"].group(1), 16), url
 
 
 @pytest.fixture
-def device(dut: DeviceAdapter) -> Iterator[tuple[SmpDevice, str, int]]:
-    pty, crc = boot(dut)
-    with open_device(URL) as dev:
-        yield dev, pty, crc
+def device(dut: DeviceAdapter) -> Iterator[tuple[SmpDevice, str, int, str]]:
+    pty, crc, url = boot(dut)
+    with open_device(url) as dev:
+        yield dev, pty, crc, url
 
 
 def test_info_over_smp_is_what_the_lab_link_reports(device):
-    dev, pty, boot_crc = device
+    dev, pty, boot_crc, _ = device
     info = dev.info()
     link = open_link(pty)
     try:
@@ -100,7 +106,7 @@ def test_info_over_smp_is_what_the_lab_link_reports(device):
 
 
 def test_a_set_pushed_over_smp_is_applied_persisted_and_refusals_keep_it(dut, device):
-    dev, pty, boot_crc = device
+    dev, pty, boot_crc, url = device
     original, crc = dev.get_params()
     assert crc == boot_crc
     link = open_link(pty)
@@ -134,15 +140,15 @@ def test_a_set_pushed_over_smp_is_applied_persisted_and_refusals_keep_it(dut, de
     # Persisted with settings: the next boot runs the pushed set.
     dut.close()
     dut.launch()
-    _, crc = boot(dut)
+    _, crc, url = boot(dut)
     assert crc == new_crc
-    with open_device(URL) as again:
+    with open_device(url) as again:
         assert again.info()["params_crc"] == new_crc
         again.push_params(original)  # leave the flash as the other tests expect it
 
 
 def test_stats_report_the_devices_counters(device):
-    dev, pty, boot_crc = device
+    dev, pty, boot_crc, _ = device
     first = dev.stats()
     assert first["params_crc"] == boot_crc
     link = open_link(pty)
@@ -162,7 +168,7 @@ def test_stats_report_the_devices_counters(device):
 
 
 def test_a_capture_records_the_replay_windows_raw_outputs_and_features(device):
-    dev, _, _ = device
+    dev, _, _, _ = device
     windows = load_windows()
     records = dev.capture(8)
     assert len(records) == 8
@@ -181,16 +187,16 @@ def test_a_capture_records_the_replay_windows_raw_outputs_and_features(device):
 
 
 def test_the_cli_reads_info_and_captures_over_smp(device, tmp_path):
-    dev, _, _ = device
+    dev, _, _, url = device
     dev.close()  # the CLI brings its own connection
     assert TINYFIX.exists(), f"{TINYFIX} is missing: run scripts/setup first"
-    shown = subprocess.run([str(TINYFIX), "info", "--smp", URL], capture_output=True,
+    shown = subprocess.run([str(TINYFIX), "info", "--smp", url], capture_output=True,
                            text=True, timeout=60, check=False)
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert f"0x{model_crc():08x}" in shown.stdout
 
     out = tmp_path / "field.npz"
-    done = subprocess.run([str(TINYFIX), "capture", "--smp", URL, "--unlabeled",
+    done = subprocess.run([str(TINYFIX), "capture", "--smp", url, "--unlabeled",
                            "--windows", "5", "--out", str(out)],
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
