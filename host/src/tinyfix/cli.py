@@ -356,6 +356,27 @@ def cmd_fleet_simulate(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_fleet_collect(args: argparse.Namespace, console: Console) -> int:
+    from tinyfix.fleet.collect import CollectJob, collect_fleet
+    from tinyfix.fleet.push import Targets, default_smp
+    from tinyfix.twin import default_model
+
+    if args.smp_map is not None:
+        if args.ids is not None:
+            raise TinyfixError("--ids goes with --smp; the map names its devices")
+        targets = Targets.from_map(args.smp_map)
+        assert targets.mapping is not None
+        ids = list(targets.mapping)
+    else:
+        if not args.ids:
+            raise TinyfixError("--smp URL_TEMPLATE needs --ids a,b,c")
+        targets, ids = Targets(template=args.smp), [i.strip() for i in args.ids.split(",")]
+    counts = collect_fleet(CollectJob(args.out, ids, targets, args.windows,
+                                      args.model or default_model(), args.reference,
+                                      args.again), default_smp(), console)
+    return 0 if counts["failed"] == 0 else 3
+
+
 def cmd_fleet_push(args: argparse.Namespace, console: Console) -> int:
     from tinyfix.fleet import urls
     from tinyfix.fleet.push import PushJob, Targets, default_smp, push_fleet
@@ -416,6 +437,25 @@ def _fleet_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     _cluster_args(p, "simulate", "none: in this process")
     p.set_defaults(func=cmd_fleet_simulate)
 
+    p = cmds.add_parser("collect", help="capture every device over SMP into a fleet folder "
+                                        "(manifests and captures that fleet fit reads)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--smp-map", type=Path, metavar="FILE",
+                       help="YAML or JSON mapping each device id to its SMP URL")
+    where.add_argument("--smp", metavar="URL_TEMPLATE",
+                       help="SMP URL of every device with {device_id} filled in (with --ids)")
+    p.add_argument("--ids", help="with --smp: the device ids, comma-separated")
+    p.add_argument("--windows", type=int, default=300, metavar="N",
+                   help="windows each device captures (default: %(default)s)")
+    p.add_argument("--out", required=True, metavar="URL", help="the fleet folder to write")
+    p.add_argument("--model", type=Path,
+                   help="the int8 .tflite the devices run (default: the bundled demo model)")
+    p.add_argument("--reference", metavar="URL",
+                   help="manifest of a labelled lab capture, written into fleet.yaml as the "
+                        "drift reference")
+    p.add_argument("--again", action="store_true",
+                   help="capture devices the folder already has again")
+    p.set_defaults(func=cmd_fleet_collect)
     p = cmds.add_parser("push", help="send each fitted device its set over SMP, resumable")
     p.add_argument("--fits", required=True, metavar="URL",
                    help="the --out of fleet fit (fleet.json, devices/<id>/params.yaml)")
