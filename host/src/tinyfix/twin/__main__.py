@@ -3,7 +3,8 @@
 
     python -m tinyfix.twin [--model M.tflite] [--drift field] [--persist params.bin]
 
-It prints the pty path; point the host tool at it (`--port /dev/pts/N`). With `--noise-*`
+It prints the pty path; point the host tool at it (`--port /dev/pts/N`). With `--smp-port N`
+it also serves the TinyFix MCUmgr group over SMP/UDP (`--smp udp://127.0.0.1:N`). With `--noise-*`
 it serves a fault-injecting line in front of it instead and prints that one's URL
 (`--port socket://127.0.0.1:N`): bits flipped, bytes dropped or doubled at the given rates.
 """
@@ -47,6 +48,9 @@ def parser() -> argparse.ArgumentParser:
     dev = p.add_argument_group("device")
     dev.add_argument("--persist", type=Path, metavar="FILE",
                      help="store SET_PARAMS here and boot from it (default: no persistence)")
+    dev.add_argument("--smp-port", type=int, metavar="N",
+                     help="also serve the TinyFix MCUmgr group over SMP on UDP port N of "
+                          "127.0.0.1 (0: any free port; MCUmgr's usual one is 1337)")
     dev.add_argument("--float", action="store_true",
                      help="run the core's float path (a Cortex-M4F build) instead of integer")
     dev.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -74,8 +78,14 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     faults = LineFaults(args.noise_bit_flips, args.noise_drops, args.noise_duplicates)
     line = None
+    smp = None
     try:
         path = twin.start()
+        if args.smp_port is not None:
+            from tinyfix.twin.smp_server import SmpServer
+
+            smp = SmpServer(twin, port=args.smp_port)
+            print(f"MCUmgr group over SMP: --smp {smp.start()}", file=sys.stderr, flush=True)
         if not faults.clean:
             line = NoisyLine(path, faults, seed=args.noise_seed)
             path = line.start()
@@ -87,6 +97,8 @@ def serve(args: argparse.Namespace) -> int:
         while not stop.wait(0.5):
             pass
     finally:
+        if smp is not None:
+            smp.stop()
         if line is not None:
             line.stop()
         twin.stop()
