@@ -135,12 +135,14 @@ def deliver(url: str, image_file: Path, params_crc: int, console: Console,
         booted.close()
     if running == wanted:
         back = _reconnect(url, boot_timeout_s, console)
-        if back is not None:
-            try:
-                now = _active_hash(back.image_states())
-            finally:
-                back.close()
-            if now == wanted:
-                raise TinyfixError(f"{url}: image {label} is still active after the rollback "
-                                   "reset (was it confirmed elsewhere?)")
+        if back is None:
+            raise TinyfixError(f"{url}: image {label} not kept ({why}); the rollback reset "
+                               "was sent but the device has not answered since")
+        try:
+            now = _active_hash(back.image_states())
+        finally:
+            back.close()
+        if now == wanted:
+            raise TinyfixError(f"{url}: image {label} is still active after the rollback "
+                               "reset (was it confirmed elsewhere?)")
     raise ImageRolledBack(f"{url}: image {label} not kept: {why}; the previous image runs")
