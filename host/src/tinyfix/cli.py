@@ -495,9 +495,12 @@ def parser() -> argparse.ArgumentParser:
                    help="application folder for --flash (default: %(default)s)")
     deliver = p.add_mutually_exclusive_group()
     deliver.add_argument("--flash", action="store_true",
-                         help="rebuild with the overlay and conf, flash, and check on the device")
+                         help="rebuild with the overlay and conf, flash, and check on the device "
+                              "(with --smp: a sysbuild MCUboot image delivered over SMP, "
+                              "confirmed only when it reports the new set, else rolled back)")
     deliver.add_argument("--push", action="store_true",
-                         help="send the parameters with SET_PARAMS (persisted), and check")
+                         help="send the parameters with SET_PARAMS (with --smp: the group's "
+                              "PARAMS write), persisted, and check")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("fit", help="fit offline from recorded scores or the simulated device")
