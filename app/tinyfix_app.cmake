@@ -44,9 +44,13 @@ get_filename_component(TINYFIX_REPO ${CMAKE_CURRENT_LIST_DIR}/.. ABSOLUTE)
 list(APPEND ZEPHYR_EXTRA_MODULES ${TINYFIX_REPO})
 set(TINYFIX_APP_DIR ${CMAKE_CURRENT_LIST_DIR})
 
-# BOARD is not resolved yet: take what the user gave (command line, cache or environment).
+# BOARD is not resolved yet: take what the user gave (command line, cache or environment;
+# under sysbuild, the image's sysbuild cache, which Zephyr itself reads only later).
 if(DEFINED BOARD)
   set(tinyfix_board ${BOARD})
+elseif(DEFINED SYSBUILD_CACHE AND EXISTS "${SYSBUILD_CACHE}")
+  file(STRINGS "${SYSBUILD_CACHE}" tinyfix_sb_board REGEX "^BOARD:STRING=")
+  string(REGEX REPLACE "^BOARD:STRING=" "" tinyfix_board "${tinyfix_sb_board}")
 elseif(DEFINED ENV{BOARD})
   set(tinyfix_board $ENV{BOARD})
 else()
