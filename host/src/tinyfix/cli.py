@@ -203,6 +203,7 @@ def cmd_calibrate(args: argparse.Namespace, console: Console) -> int:
 
 def _calibrate_over_smp(args: argparse.Namespace, console: Console) -> int:
     from tinyfix.smp.calibrate import SmpCalibrateJob, run
+    from tinyfix.unlabeled_job import UnlabeledJob
 
     if args.capture or args.stream:
         raise TinyfixError("--smp records the windows the device classifies on its own, "
@@ -212,9 +213,11 @@ def _calibrate_over_smp(args: argparse.Namespace, console: Console) -> int:
         raise TinyfixError("--smp takes --windows N (windows to capture in all)")
     if args.flash and args.board is None:
         raise TinyfixError("--flash needs --board")
-    run(SmpCalibrateJob(args.smp, int(args.windows), args.out, args.model, args.data,
-                        args.eval, reference_model=args.reference_model, push=args.push,
-                        flash=args.flash, board=args.board, app=args.app), console)
+    # --data is the lab reference of the label-free fit of what the device captures.
+    fit = UnlabeledJob(args.out / "capture.npz", args.out, args.model, args.data, args.eval,
+                       reference_model=args.reference_model)
+    run(SmpCalibrateJob(args.smp, int(args.windows), fit, push=args.push, flash=args.flash,
+                        board=args.board, app=args.app), console)
     return 0
 
 

@@ -38,28 +38,27 @@ TRANSPORT_CONF = {"udp": "smp_udp.conf", "serial": "smp_serial.conf", "ble": "sm
 class SmpCalibrateJob:
     url: str
     windows: int
-    out: Path
-    model: Path | None = None
-    lab_data: Path | None = None
-    eval: Path | None = None
-    which: str = "auto"
-    reference_model: Path | None = None
+    # The label-free fit of the capture: its `unlabeled` is where the capture is written.
+    fit: UnlabeledJob
     push: bool = False
     flash: bool = False
     board: str | None = None
     app: Path = Path("app")
 
+    @property
+    def out(self) -> Path:
+        return self.fit.out
+
 
 def run(job: SmpCalibrateJob, console: Console) -> Params:
-    model = ModelGraph.load(job.model if job.model is not None else default_model())
+    model = ModelGraph.load(job.fit.model if job.fit.model is not None else default_model())
     with open_device(job.url) as dev:
         running = int(dev.info()["model_crc"])
     if running != model.crc:
         raise TinyfixError(f"{job.url} runs model 0x{running:08x}, not {model.name} "
                            f"(0x{model.crc:08x}): give the device's .tflite with --model")
-    capture = commands.capture(job.url, job.windows, job.out / "capture.npz", console)
-    run_unlabeled(UnlabeledJob(capture, job.out, job.model, job.lab_data, job.eval, job.which,
-                               job.reference_model), console)
+    commands.capture(job.url, job.windows, job.fit.unlabeled, console)
+    run_unlabeled(job.fit, console)
     params = params_io.read_params_yaml(job.out / "params.yaml", Core())
     if job.push:
         result = commands.push(job.url, params.encode(), console)
