@@ -23,21 +23,16 @@ from pathlib import Path
 
 from twister_harness import DeviceAdapter
 
-REPO = Path(__file__).resolve().parents[3]
-TINYFIX = REPO / ".venv" / "bin" / "tinyfix"
-sys.path.insert(0, str(REPO / "host" / "src"))
 sys.path.insert(0, str(Path(__file__).parent))
-# numpy for the checks: the project's .venv (scripts/setup) when twister's Python lacks it.
-sys.path += [str(p) for p in (REPO / ".venv" / "lib").glob(
-    f"python{sys.version_info.major}.{sys.version_info.minor}/site-packages")]
+from project_env import REPO, TINYFIX  # also puts host/src and the .venv on the path
 
 try:
     import numpy as np
 except ImportError as err:  # neither twister's Python nor a project .venv has it
     raise ImportError(f"numpy not found: run scripts/setup in {REPO} first (.venv)") from err
-from test_link_native_sim import boot, load_windows, open_link  # noqa: E402
+from test_link_native_sim import boot, load_windows, open_link
 
-from tinyfix.wire.protocol import Cap  # noqa: E402
+from tinyfix.wire.protocol import Cap
 
 CLASSES = ("idle", "wave", "tap", "circle", "shake", "unknown")
 

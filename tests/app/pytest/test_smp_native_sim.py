@@ -25,20 +25,15 @@ from pathlib import Path
 import pytest
 from twister_harness import DeviceAdapter
 
-REPO = Path(__file__).resolve().parents[3]
-TINYFIX = REPO / ".venv" / "bin" / "tinyfix"
-sys.path.insert(0, str(REPO / "host" / "src"))
 sys.path.insert(0, str(Path(__file__).parent))
-# smpclient and numpy: the project's .venv (scripts/setup) when twister's Python lacks them.
-sys.path += [str(p) for p in (REPO / ".venv" / "lib").glob(
-    f"python{sys.version_info.major}.{sys.version_info.minor}/site-packages")]
+from project_env import REPO, TINYFIX  # also puts host/src and the .venv on the path
 
 try:
     import numpy as np
     import smpclient  # noqa: F401
 except ImportError as err:
     raise ImportError(f"numpy/smpclient not found: run scripts/setup in {REPO} first") from err
-from test_link_native_sim import (  # noqa: E402
+from test_link_native_sim import (
     BLOB_CLASS_SCALE,
     BLOB_MODEL_CRC,
     BLOB_N_CLASSES,
@@ -51,8 +46,8 @@ from test_link_native_sim import (  # noqa: E402
     reseal,
 )
 
-from tinyfix.smp.client import SmpDevice, open_device  # noqa: E402
-from tinyfix.smp.errors import RC_CORE, SmpGroupError  # noqa: E402
+from tinyfix.smp.client import SmpDevice, open_device
+from tinyfix.smp.errors import RC_CORE, SmpGroupError
 
 # What says the group is reachable: the UDP transport's socket is bound, or the pty of
 # the MCUmgr UART (app/smp_serial_native_sim.overlay) is open.
