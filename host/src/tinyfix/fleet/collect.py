@@ -27,8 +27,7 @@ from tinyfix.errors import TinyfixError
 from tinyfix.fleet import capture_io, urls
 from tinyfix.fleet.manifest import DEVICE_ID, FLEET_FILE, FLEET_FORMAT, DeviceManifest
 from tinyfix.fleet.push import SmpApi, Targets
-
-DTYPES = {9: np.int8, 3: np.uint8, 7: np.int16}  # TfLiteType of INFO "out"
+from tinyfix.smp.commands import capture_windows
 
 
 @dataclass
@@ -52,15 +51,9 @@ def _capture_one(smp: SmpApi, url: str, windows: int, model_crc: int) -> tuple[b
         if not info["capture_max"]:
             raise TinyfixError("its build has no CAPTURE")
         features = int(info["features"]) > 0
-        records: list[Any] = []
-        while len(records) < windows:
-            per = int(info["capture_max"]) if features else windows
-            records += dev.capture(min(per, windows - len(records)), features=features)
-    dtype = DTYPES.get(int(info["out"]["type"]), np.int8)
-    raw = np.stack([np.frombuffer(r.raw, dtype=dtype) for r in records])
-    feats = (np.stack([np.frombuffer(r.features, dtype=np.int8) for r in records])
-             if features and records[0].features else None)
-    labels = np.full(len(records), capture_io.NO_LABEL)
+        data = capture_windows(dev, info, windows, features)
+    raw, feats = data["scores"], data.get("features")
+    labels = np.full(len(raw), capture_io.NO_LABEL)
     origin = f"smp {url} {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
     return capture_io.encode(raw, labels, feats, model_crc, origin), str(info["fw"])
 

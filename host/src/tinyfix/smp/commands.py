@@ -8,6 +8,7 @@ model CRC) that `tinyfix fit --unlabeled` and `tinyfix fleet fit` take.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from tinyfix.errors import TinyfixError
-from tinyfix.smp.client import open_device
+from tinyfix.smp.client import CaptureRecord, SmpDevice, open_device
 
 # TfLiteType numbering (INFO "type") to numpy.
 DTYPES = {9: np.int8, 3: np.uint8, 7: np.int16, 1: np.float32, 2: np.int32}
@@ -91,6 +92,31 @@ def monitor(url: str, console: Console, interval: float, count: int | None) -> N
                 time.sleep(interval)
 
 
+def capture_windows(dev: SmpDevice, found: dict[str, Any], windows: int, features: bool,
+                    progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """The device's next `windows` windows: {"scores", "window_t_ms"[, "features"]}.
+
+    `found` is the device's INFO (its CAPTURE must exist). One capture holds capture_max
+    windows with features: more are taken in several.
+    """
+    per = max(1, min(windows, found["capture_max"] if features else windows))
+    records: list[CaptureRecord] = []
+    while len(records) < windows:
+        base = len(records)
+        records += dev.capture(min(per, windows - base), features=features,
+                               progress=None if progress is None else (
+                                   lambda done, _n, base=base: progress(base + done)))
+    dtype = DTYPES.get(found["out"]["type"], np.int8)
+    data: dict[str, np.ndarray] = {
+        "scores": np.stack([np.frombuffer(r.raw, dtype=dtype) for r in records]),
+        "window_t_ms": np.array([r.t_ms for r in records], dtype=np.int64),
+    }
+    if features and records[0].features:
+        data["features"] = np.stack([np.frombuffer(r.features, dtype=np.int8)
+                                     for r in records])
+    return data
+
+
 def capture(url: str, windows: int, out: Path, console: Console,
             features: bool | None = None) -> Path:
     """Record the device's next `windows` windows (raw outputs, features) into `out`."""
@@ -99,29 +125,14 @@ def capture(url: str, windows: int, out: Path, console: Console,
         if found["capture_max"] == 0:
             raise TinyfixError(f"{url}: this build has no CAPTURE (no local input)")
         want_features = features if features is not None else found["features"] > 0
-        # One capture holds capture_max windows: more are taken in several.
-        per = max(1, min(windows, found["capture_max"] if want_features else windows))
-        records = []
         with Progress(TextColumn("capture"), BarColumn(), MofNCompleteColumn(),
                       console=console, transient=True) as bar:
             task = bar.add_task("capture", total=windows)
-            while len(records) < windows:
-                n = min(per, windows - len(records))
-                base = len(records)
-                records += dev.capture(n, features=want_features,
-                                       progress=lambda done, _n, base=base: bar.update(
-                                           task, completed=base + done))
-    dtype = DTYPES.get(found["out"]["type"], np.int8)
-    data: dict[str, np.ndarray] = {
-        "scores": np.stack([np.frombuffer(r.raw, dtype=dtype) for r in records]),
-        "window_t_ms": np.array([r.t_ms for r in records], dtype=np.int64),
-        "model_crc": np.array(found["model_crc"], dtype=np.uint32),
-    }
-    if want_features and records[0].features:
-        data["features"] = np.stack([np.frombuffer(r.features, dtype=np.int8)
-                                     for r in records])
+            data = capture_windows(dev, found, windows, want_features,
+                                   lambda done: bar.update(task, completed=done))
+    data["model_crc"] = np.array(found["model_crc"], dtype=np.uint32)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, **data)
-    console.print(f"{len(records)} windows from {url} in {out} (unlabeled: "
+    console.print(f"{len(data['scores'])} windows from {url} in {out} (unlabeled: "
                   f"tinyfix fit --unlabeled {out})")
     return out
