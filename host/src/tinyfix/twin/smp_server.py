@@ -98,23 +98,26 @@ class SmpServer:
         if hdr.op not in (smpheader.OP.READ, smpheader.OP.WRITE) or len(payload) != hdr.length:
             return None
         write = hdr.op == smpheader.OP.WRITE
-        extra = self.extra_groups.get(int(hdr.group_id))
-        body = extra(int(hdr.command_id), write, payload) if extra is not None else None
-        if body is not None:
-            pass
-        elif int(hdr.group_id) == GROUP_ID:
-            body = self._group(int(hdr.command_id), write, payload)
-        elif int(hdr.group_id) == OS_GROUP and int(hdr.command_id) == OS_MCUMGR_PARAMS:
-            body = cbor2.dumps({"buf_size": BUF_SIZE, "buf_count": BUF_COUNT})
-        elif int(hdr.group_id) == OS_GROUP and int(hdr.command_id) == OS_ECHO:
-            body = cbor2.dumps({"r": cbor2.loads(payload).get("d", "")})
-        else:
-            body = cbor2.dumps({"rc": MGMT_ERR_ENOTSUP})
+        group, cmd = int(hdr.group_id), int(hdr.command_id)
+        extra = self.extra_groups.get(group)
+        body = extra(cmd, write, payload) if extra is not None else None
+        if body is None:
+            body = self._builtin(group, cmd, write, payload)
         rsp = smpheader.Header(
             op=smpheader.OP.WRITE_RSP if write else smpheader.OP.READ_RSP,
             version=hdr.version, flags=hdr.flags, length=len(body), group_id=hdr.group_id,
             sequence=hdr.sequence, command_id=hdr.command_id)
         return bytes(rsp) + body
+
+    def _builtin(self, group: int, cmd: int, write: bool, payload: bytes) -> bytes:
+        """The TinyFix group, and the OS group's MCUmgr parameters and echo."""
+        if group == GROUP_ID:
+            return self._group(cmd, write, payload)
+        if group == OS_GROUP and cmd == OS_MCUMGR_PARAMS:
+            return cbor2.dumps({"buf_size": BUF_SIZE, "buf_count": BUF_COUNT})
+        if group == OS_GROUP and cmd == OS_ECHO:
+            return cbor2.dumps({"r": cbor2.loads(payload).get("d", "")})
+        return cbor2.dumps({"rc": MGMT_ERR_ENOTSUP})
 
     def _group(self, cmd: int, write: bool, payload: bytes) -> bytes:
         with self._lock:
