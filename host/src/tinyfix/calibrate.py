@@ -412,20 +412,31 @@ def push_params(device: Device, params: Params, console: Console) -> None:
                   f"{' (persisted)' if rsp.persisted else ' (not persisted on this device)'}")
 
 
-def west_flash(job: CalibrateJob, console: Console) -> None:
+def require_west(board: str | None) -> str:
+    """The board --flash builds for, once west is there to build it."""
     if shutil.which("west") is None:
         raise TinyfixError("--flash needs west on PATH (a Zephyr workspace)")
-    if job.board is None:
+    if board is None:
         raise TinyfixError("--flash needs --board, e.g. --board nrf52840dk/nrf52840")
+    return board
+
+
+def run_west(cmd: list[str], out: Path, console: Console) -> None:
+    """Run one west command in view; a failure says where the parameter files are."""
+    console.print(f"$ {' '.join(cmd)}")
+    done = subprocess.run(cmd, check=False)
+    if done.returncode != 0:
+        raise TinyfixError(f"{cmd[1]} failed with exit code {done.returncode}; the "
+                           f"parameter files are in {out}")
+
+
+def west_flash(job: CalibrateJob, console: Console) -> None:
+    board = require_west(job.board)
     overlay, conf = (job.out / "tinyfix.overlay").resolve(), (job.out / "tinyfix.conf").resolve()
-    build = ["west", "build", "-b", job.board, str(job.app), "-d", str(job.out / "build"),
+    build = ["west", "build", "-b", board, str(job.app), "-d", str(job.out / "build"),
              "--", f"-DEXTRA_DTC_OVERLAY_FILE={overlay}", f"-DEXTRA_CONF_FILE={conf}"]
     for cmd in (build, ["west", "flash", "-d", str(job.out / "build")]):
-        console.print(f"$ {' '.join(cmd)}")
-        done = subprocess.run(cmd, check=False)
-        if done.returncode != 0:
-            raise TinyfixError(f"{cmd[1]} failed with exit code {done.returncode}; the "
-                               f"parameter files are in {job.out}")
+        run_west(cmd, job.out, console)
 
 
 def run(job: CalibrateJob, console: Console) -> Outcome:

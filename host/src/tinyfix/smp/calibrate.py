@@ -12,14 +12,13 @@ CRC (tinyfix.smp.image).
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
 from tinyfix import params_io
+from tinyfix.calibrate import require_west, run_west
 from tinyfix.core import Core, Params
 from tinyfix.errors import TinyfixError
 from tinyfix.smp import commands
@@ -73,10 +72,7 @@ def run(job: SmpCalibrateJob, console: Console) -> Params:
 
 def west_build_signed(job: SmpCalibrateJob, console: Console) -> Path:
     """Rebuild the application with the fitted set, MCUboot-signed; the image's path."""
-    if shutil.which("west") is None:
-        raise TinyfixError("--flash needs west on PATH (a Zephyr workspace)")
-    if job.board is None:
-        raise TinyfixError("--flash needs --board, e.g. --board nrf52840dk/nrf52840")
+    board = require_west(job.board)
     app = job.app.resolve()
     confs = [job.out.resolve() / "tinyfix.conf", app / "smp.conf",
              app / TRANSPORT_CONF[parse(job.url).scheme], app / "smp_mcuboot.conf"]
@@ -84,15 +80,11 @@ def west_build_signed(job: SmpCalibrateJob, console: Console) -> Path:
     if missing:
         raise TinyfixError(f"--flash over SMP: missing {', '.join(missing)}")
     build_dir = job.out / "build"
-    cmd = ["west", "build", "--sysbuild", "-b", job.board, str(app), "-d", str(build_dir),
+    cmd = ["west", "build", "--sysbuild", "-b", board, str(app), "-d", str(build_dir),
            "--", "-DSB_CONFIG_BOOTLOADER_MCUBOOT=y",
            f"-DEXTRA_DTC_OVERLAY_FILE={(job.out / 'tinyfix.overlay').resolve()}",
            f"-DEXTRA_CONF_FILE={';'.join(str(c) for c in confs)}"]
-    console.print(f"$ {' '.join(cmd)}")
-    done = subprocess.run(cmd, check=False)
-    if done.returncode != 0:
-        raise TinyfixError(f"west build failed with exit code {done.returncode}; the "
-                           f"parameter files are in {job.out}")
+    run_west(cmd, job.out, console)
     image = build_dir / app.name / "zephyr" / "zephyr.signed.bin"
     if not image.is_file():
         raise TinyfixError(f"the build made no signed image at {image} (is MCUboot in the "
