@@ -79,11 +79,11 @@ static void tinyfix_smp_ble_start(void)
 
 	k_work_init(&advertise_work, advertise);
 	rc = bt_enable(bluetooth_ready);
-	if (rc != 0 && rc != -EALREADY) {
-		LOG_ERR("Bluetooth not enabled: %d", rc);
-	} else if (rc == -EALREADY) {
-		/* The application enabled Bluetooth first. */
+	if (rc == -EALREADY) {
+		/* The application enabled Bluetooth first: no ready callback comes. */
 		k_work_submit(&advertise_work);
+	} else if (rc != 0) {
+		LOG_ERR("Bluetooth not enabled: %d", rc);
 	}
 }
 
